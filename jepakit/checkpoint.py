@@ -1,0 +1,61 @@
+"""Atomic checkpoints: write to a temporary file, fsync, rename; keep the last K."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jepakit.errors import JepakitError
+
+_NAME = re.compile(r"^step_(\d+)\.pt$")
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def checkpoint_path(directory: Path, step: int) -> Path:
+    return directory / f"step_{step:08d}.pt"
+
+
+def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """(step, path), oldest first."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def prune(directory: Path, keep_last: int) -> None:
+    for _, path in list_checkpoints(directory)[:-keep_last]:
+        path.unlink(missing_ok=True)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Load with ``weights_only=True``: a checkpoint can hold tensors and plain data, never code."""
+    if not path.is_file():
+        raise JepakitError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torn file, foreign pickle, ...
+        raise JepakitError(f"checkpoint {path} is unreadable: {exc}") from None

@@ -1,0 +1,44 @@
+"""Model size and FLOPs of one training step, measured without memory on the meta device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from jepakit.contracts import Masks
+from jepakit.model import JEPA
+
+
+def count_params(module: torch.nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def sample_masks(masker: Any, patch_grid: tuple[int, int], batch_size: int = 32,
+                 seed: int = 0) -> Masks:
+    return masker(batch_size, patch_grid, torch.Generator().manual_seed(seed))
+
+
+def mask_sizes(masks: Masks) -> dict[str, int]:
+    return {
+        "context_tokens": sum(int(m.shape[1]) for m in masks.context),
+        "target_tokens": sum(int(m.shape[1]) for m in masks.targets),
+    }
+
+
+def train_step_flops(model: JEPA, masks: Masks) -> int:
+    """FLOPs per image of one training step (target forward, context forward and
+    backward, predictor forward and backward) for these mask sizes.
+
+    Counted by torch's FlopCounterMode on the meta device for one image, so it is
+    exact for the actual components whatever their architecture.
+    """
+    masks_1 = Masks(context=[m[:1].to("meta") for m in masks.context],
+                    targets=[m[:1].to("meta") for m in masks.targets])
+    h, w = model.image_size
+    images = torch.zeros(1, model.in_chans, h, w, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        loss = model.loss(images, masks_1)
+        loss.backward()
+    return int(counter.get_total_flops())

@@ -1,0 +1,34 @@
+"""What a recipe builds, without data or memory: parameter counts and FLOPs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jepakit.flops import count_params, mask_sizes, sample_masks, train_step_flops
+from jepakit.model import build_jepa
+from jepakit.recipe import Recipe
+
+
+def describe(recipe: Recipe, registry: Any) -> dict[str, Any]:
+    """Build the models on the meta device and count parameters and step FLOPs
+    (per image, for masks drawn from the recipe's masker)."""
+    model, masker = build_jepa(recipe, registry, device="meta")
+    grid = model.patch_grid
+    masks = sample_masks(masker, grid, seed=recipe.train.seed)
+    flops = train_step_flops(model, masks)
+    return {
+        "encoder_params": count_params(model.encoder),
+        "predictor_params": count_params(model.predictor),
+        "patch_grid": list(grid),
+        **mask_sizes(masks),
+        "train_flops_per_image": flops,
+        "train_flops_per_step": flops * recipe.train.batch_size,
+        "total_steps": recipe.train.total_steps,
+    }
+
+
+def format_count(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return str(int(n))

@@ -1,0 +1,156 @@
+"""Plugin manager and the name -> factory registry, one front door per kind.
+
+Plugins (the shipped ones included) are found through the ``jepakit`` entry-point
+group; each registration hook returns :class:`Component` specs.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+import pluggy
+
+from jepakit import hookspecs
+from jepakit.config import structure, unstructure
+from jepakit.contracts import KINDS
+from jepakit.errors import RegistryError, did_you_mean
+
+ENTRY_POINT_GROUP = "jepakit"
+AUTOLOAD_ENV = "JEPAKIT_DISABLE_PLUGIN_AUTOLOAD"
+SHIPPED_DISTRIBUTION = "jepakit"
+
+_HOOK_FOR_KIND = {
+    "encoder": "jepakit_encoders",
+    "masker": "jepakit_maskers",
+    "predictor": "jepakit_predictors",
+    "target_updater": "jepakit_target_updaters",
+    "loss": "jepakit_losses",
+    "dataset": "jepakit_datasets",
+}
+
+
+@attrs.define(frozen=True)
+class Component:
+    """A registered component: its ``name``, a ``factory(config, **context)`` and
+    the attrs ``config`` class its params are validated against."""
+
+    name: str
+    factory: Callable[..., Any]
+    config: type
+    provider: str = ""
+    """Filled in by the registry: the plugin (and package) that registered it."""
+
+
+class Registry:
+    """Every component of every kind, from every registered plugin."""
+
+    def __init__(self, plugins: Iterable[object] = (), *, entry_points: bool = True) -> None:
+        self.plugin_manager = pluggy.PluginManager("jepakit")
+        self.plugin_manager.add_hookspecs(hookspecs)
+        self._providers: dict[str, str] = {}
+        if entry_points:
+            self._load_entry_points(third_party=os.environ.get(AUTOLOAD_ENV, "") in ("", "0"))
+        for plugin in plugins:
+            self.register(plugin)
+        self._components: dict[str, dict[str, Component]] | None = None
+
+    def _load_entry_points(self, third_party: bool) -> None:
+        for dist in metadata.distributions():
+            dist_name = dist.metadata["Name"] or "?"
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP:
+                    continue
+                if not third_party and dist_name != SHIPPED_DISTRIBUTION:
+                    continue
+                if self.plugin_manager.has_plugin(ep.name):
+                    continue
+                self.register(ep.load(), name=ep.name, provider=f"{dist_name} {dist.version}")
+
+    def register(self, plugin: object, name: str | None = None, provider: str | None = None) -> str:
+        """Register a plugin object or module; returns its plugin name."""
+        registered = self.plugin_manager.register(plugin, name=name)
+        if registered is None:
+            raise RegistryError(f"plugin {name or plugin!r} is already registered")
+        self._providers[registered] = provider or registered
+        self._components = None
+        return registered
+
+    def _collect(self) -> dict[str, dict[str, Component]]:
+        table: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        for kind, hook_name in _HOOK_FOR_KIND.items():
+            hook = getattr(self.plugin_manager.hook, hook_name)
+            for impl in hook.get_hookimpls():
+                provider = f"{impl.plugin_name} ({self._providers.get(impl.plugin_name, '?')})"
+                for spec in impl.function() or ():
+                    if not isinstance(spec, Component):
+                        raise RegistryError(
+                            f"plugin {provider} returned {spec!r} from {hook_name}; "
+                            "expected jepakit.Component"
+                        )
+                    if spec.name in table[kind]:
+                        raise RegistryError(
+                            f"duplicate {kind} '{spec.name}': registered by "
+                            f"{table[kind][spec.name].provider} and by {provider}"
+                        )
+                    table[kind][spec.name] = attrs.evolve(spec, provider=provider)
+        return table
+
+    def components(self, kind: str) -> dict[str, Component]:
+        """Name -> Component for one kind."""
+        if kind not in KINDS:
+            raise RegistryError(f"unknown component kind '{kind}'{did_you_mean(kind, KINDS)}")
+        if self._components is None:
+            self._components = self._collect()
+        return self._components[kind]
+
+    def get(self, kind: str, name: str) -> Component:
+        table = self.components(kind)
+        if name not in table:
+            valid = ", ".join(sorted(table)) or "none registered"
+            raise RegistryError(
+                f"unknown {kind} '{name}'{did_you_mean(name, table)}; valid: {valid}"
+            )
+        return table[name]
+
+    def config(self, kind: str, name: str, params: Mapping[str, Any] | None, path: str = "") -> Any:
+        """Validate ``params`` against the component's config class (cheap: builds nothing)."""
+        component = self.get(kind, name)
+        return structure(component.config, dict(params or {}), path or f"{kind}.params")
+
+    def resolved_params(self, kind: str, name: str, params: Mapping[str, Any] | None) -> dict:
+        """``params`` with every default filled in, as plain data."""
+        return unstructure(self.config(kind, name, params))
+
+    def create(self, kind: str, name: str, params: Mapping[str, Any] | None = None,
+               path: str = "", **context: Any) -> Any:
+        """Validate ``params`` and build the component; ``context`` goes to the factory."""
+        config = self.config(kind, name, params, path)
+        return self.get(kind, name).factory(config, **context)
+
+    def hook(self) -> Any:
+        """The pluggy hook relay, for lifecycle calls."""
+        return self.plugin_manager.hook
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The process-wide registry of installed plugins, built on first use."""
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default
+
+
+def create(kind: str, name: str, /, _context: Mapping[str, Any] | None = None, **params: Any) -> Any:
+    """The front door: ``jepakit.create("masker", "multiblock", num_targets=2)``.
+
+    Params are validated against the component's config class before anything is
+    built; factory context (e.g. ``embed_dim`` for predictors) goes in ``_context``.
+    """
+    return default_registry().create(kind, name, params, **dict(_context or {}))

@@ -1,0 +1,16 @@
+"""jepakit's shipped data sources, registered like any third-party plugin."""
+
+from __future__ import annotations
+
+import jepakit
+
+from .synthetic import SyntheticConfig, SyntheticImages
+from .webdataset import WebDatasetConfig, make_webdataset
+
+
+@jepakit.hookimpl
+def jepakit_datasets() -> list[jepakit.Component]:
+    return [
+        jepakit.Component("synthetic", SyntheticImages, SyntheticConfig),
+        jepakit.Component("webdataset", make_webdataset, WebDatasetConfig),
+    ]
