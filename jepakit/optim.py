@@ -34,7 +34,7 @@ def param_groups(modules: Iterable[nn.Module]) -> list[dict]:
 def build_optimizer(modules: Iterable[nn.Module], config: OptimConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(
         param_groups(modules), lr=config.lr, betas=config.betas, eps=config.eps,
-        weight_decay=config.weight_decay,
+        weight_decay=config.weight_decay, foreach=True,
     )
 
 

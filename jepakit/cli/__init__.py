@@ -1,0 +1,45 @@
+"""The ``jepakit`` command line: one module per command group, each with ``register``.
+
+User mistakes (any :class:`jepakit.JepakitError`) exit 2 with one line and no
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from jepakit.errors import JepakitError
+
+COMMAND_MODULES = ("run", "plugins", "recipe")
+"""Modules of :mod:`jepakit.cli` whose ``register(subparsers)`` adds commands."""
+
+
+def parser() -> argparse.ArgumentParser:
+    from jepakit import __version__
+
+    p = argparse.ArgumentParser(prog="jepakit",
+                                description="Train joint-embedding predictive architectures.")
+    p.add_argument("--version", action="version", version=f"jepakit {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"jepakit.cli.{name}").register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except JepakitError as exc:
+        print(f"jepakit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jepakit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
