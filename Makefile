@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RECIPE ?= recipes/ijepa_tiny.yaml
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv run test lint clean
+.PHONY: venv run test lint clean data
 
 venv: $(BIN)/jepakit
 
@@ -21,6 +21,32 @@ run: venv
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+# Fashion-MNIST as WebDataset shards (the real-data default, recipes/ijepa_fmnist.yaml).
+# The four IDX files come from Debian's dataset-fashion-mnist when they are missing
+# and this is root on Debian; elsewhere, put them in FMNIST_SRC yourself.
+FMNIST_SRC ?= /usr/share/datasets/fashion-mnist
+FMNIST_OUT ?= data/fashion-mnist
+FMNIST_FILES := train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte
+
+data: $(FMNIST_OUT)/train/index.json $(FMNIST_OUT)/test/index.json
+
+$(FMNIST_OUT)/%/index.json: | venv
+	@missing=""; for f in $(FMNIST_FILES); do \
+	  [ -f "$(FMNIST_SRC)/$$f.gz" ] || [ -f "$(FMNIST_SRC)/$$f" ] || missing="$$missing $$f.gz"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null \
+	   && [ "$(FMNIST_SRC)" = /usr/share/datasets/fashion-mnist ]; then \
+	  echo "make data: installing Debian's dataset-fashion-mnist"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	elif [ -n "$$missing" ]; then \
+	  echo "make data: Fashion-MNIST is missing from $(FMNIST_SRC):$$missing"; \
+	  echo "  Put the four IDX .gz files there (https://github.com/zalandoresearch/fashion-mnist,"; \
+	  echo "  directory data/fashion), or run: make data FMNIST_SRC=/path/to/them"; \
+	  echo "  (as root on Debian, make data installs the dataset-fashion-mnist package itself)"; \
+	  exit 1; \
+	fi
+	$(BIN)/jepakit shards make $(FMNIST_SRC) $(FMNIST_OUT)/$* --format fashion-mnist --split $* \
+	  --shard-size 5000 --prefix fmnist-$* --overwrite
 
 lint: venv
 	$(BIN)/ruff check jepakit plugins tests

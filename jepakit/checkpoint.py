@@ -59,3 +59,47 @@ def load(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torn file, foreign pickle, ...
         raise JepakitError(f"checkpoint {path} is unreadable: {exc}") from None
+
+
+def latest_valid(directory: Path, log: Any = None) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint in ``directory`` that loads; a torn or corrupt one is
+    reported by name and the previous one is tried."""
+    for _, path in reversed(list_checkpoints(directory)):
+        try:
+            return path, load(path)
+        except JepakitError as exc:
+            if log is not None:
+                log.warning("skipping checkpoint %s: %s", path.name, exc)
+    return None
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random stream a step can touch, as tensors and plain data (weights_only-safe)."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    keys = np.asarray(keys)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -7,6 +7,7 @@ expected, and unknown keys get a did-you-mean.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -143,7 +144,23 @@ def structure(cls: type[T], data: Any, path: str = "") -> T:
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(_validator_message(exc, path)) from None
+
+
+def _validator_message(exc: Exception, path: str) -> str:
+    """attrs validators raise ValueError(msg, attribute, bound, value): name the key."""
+    args = exc.args
+    if len(args) >= 2 and isinstance(args[1], attrs.Attribute):
+        key = f"{path}.{args[1].name}" if path else args[1].name
+        if len(args) >= 4 and isinstance(args[2], (list, tuple)):  # validators.in_
+            return f"{key}: expected one of {list(args[2])}, got {args[3]!r}"
+        return f"{key}: {args[0]}"
+    quoted = re.match(r"^'(\w+)' (.*)$", str(exc))  # "'lr' must be > 0: -1.0"
+    if quoted:
+        key = f"{path}.{quoted.group(1)}" if path else quoted.group(1)
+        return f"{key}: {quoted.group(2)}"
+    return f"{path or '<root>'}: {exc}"
+
 
 
 def unstructure(obj: Any) -> Any:

@@ -13,8 +13,9 @@ import torch
 
 from jepakit import __version__, checkpoint
 from jepakit.config import unstructure
+from jepakit.data.badsamples import DataHealth
 from jepakit.data.loader import Batch, MaskCollator, build_loader, infinite
-from jepakit.errors import JepakitError
+from jepakit.errors import ConfigError, JepakitError
 from jepakit.flops import mask_sizes
 from jepakit.model import JEPA, build_jepa
 from jepakit.optim import Schedules, build_optimizer
@@ -42,19 +43,23 @@ class Trainer:
         self.total_steps = recipe.train.total_steps
         self.step = 0
         self.history: list[dict[str, float]] = []
+        # Bad-sample accounting: counts travel on each batch (jepakit.data.badsamples).
+        self.data_health = DataHealth.for_dataset(getattr(loader, "dataset", None))
 
     def train_step(self, batch: Batch) -> torch.Tensor:
-        """One optimisation step; returns the loss without syncing to the host."""
+        """One optimisation step (advances ``self.step``); returns the loss without
+        syncing to the host."""
         self.schedules.apply(self.optimizer, self.step)
         with autocast(self.device, self.dtype):
             loss = self.model.loss(batch.images, batch.masks)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.recipe.optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.encoder.parameters(), self.recipe.optim.grad_clip)
-            torch.nn.utils.clip_grad_norm_(self.model.predictor.parameters(), self.recipe.optim.grad_clip)
+            params = [p for m in self.model.trainable() for p in m.parameters()]
+            torch.nn.utils.clip_grad_norm_(params, self.recipe.optim.grad_clip, foreach=True)
         self.optimizer.step()
         self.model.update_target(self.step)
+        self.step += 1
         return loss.detach()
 
     def fit(self) -> dict[str, Any]:
@@ -68,9 +73,9 @@ class Trainer:
         try:
             while self.step < self.total_steps:
                 batch = next(batches).to(self.device)
+                self.data_health.update(batch.data_stats)  # logs bad samples; may stop the run
                 loss = self.train_step(batch)
                 images_since += batch.images.shape[0]
-                self.step += 1
                 if self.step % cfg.logging.every_steps == 0 or self.step == self.total_steps:
                     metrics = self._metrics(loss, batch, clock.rate(images_since))
                     images_since = 0
@@ -84,8 +89,10 @@ class Trainer:
         finally:
             progress.close()
             writer.close()
-        if cfg.checkpoint.enabled:
-            self.save_checkpoint()
+            self.data_health.report()
+        if cfg.checkpoint.enabled and not (cfg.checkpoint.every_steps
+                                           and self.step % cfg.checkpoint.every_steps == 0):
+            self.save_checkpoint()  # the loop has not just saved this step
         summary = self.summary(clock.elapsed)
         hook.jepakit_on_train_end(trainer=self, summary=summary)
         return summary
@@ -99,6 +106,7 @@ class Trainer:
             "momentum": self.model.target_updater.momentum(self.step - 1),
             **mask_sizes(batch.masks),
             "images_per_s": images_per_s,
+            **self.data_health.metrics(),
         }
 
     def _check_finite(self, metrics: dict[str, float]) -> None:
@@ -140,6 +148,7 @@ class Trainer:
             "first_loss": first,
             "final_loss": last,
             "run_dir": str(self.run_dir) if self.run_dir else None,
+            **self.data_health.summary(),
         }
 
 
@@ -169,6 +178,11 @@ def build(
         "dataset", recipe.data.name, recipe.data.params, path="data.params",
         image_size=model.image_size[0], in_chans=model.in_chans, seed=recipe.train.seed,
     )
+    if hasattr(dataset, "__len__") and len(dataset) < recipe.train.batch_size:
+        raise ConfigError(
+            f"data: the dataset holds {len(dataset)} samples, fewer than one batch "
+            f"(train.batch_size={recipe.train.batch_size})"
+        )
     collate = MaskCollator(masker, model.patch_grid, seed=recipe.train.seed)
     loader = build_loader(dataset, collate, recipe.train.batch_size, recipe.train.num_workers,
                           seed=recipe.train.seed, pin_memory=device.type == "cuda")

@@ -37,8 +37,8 @@ class OptimConfig:
     lr: float = attrs.field(default=1e-3, validator=v.gt(0))
     start_lr: float = attrs.field(default=2e-4, validator=v.ge(0))
     final_lr: float = attrs.field(default=1e-6, validator=v.ge(0))
-    warmup_steps: int | None = None
-    warmup_epochs: float | None = None
+    warmup_steps: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
+    warmup_epochs: float | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
     weight_decay: float = attrs.field(default=0.04, validator=v.ge(0))
     final_weight_decay: float = attrs.field(default=0.4, validator=v.ge(0))
     betas: tuple[float, float] = (0.9, 0.999)
@@ -48,6 +48,8 @@ class OptimConfig:
     def __attrs_post_init__(self) -> None:
         check(self.warmup_steps is None or self.warmup_epochs is None,
               "optim: set warmup_steps or warmup_epochs, not both")
+        check(all(0.0 <= b < 1.0 for b in self.betas),
+              f"optim.betas: each must be in [0, 1), got {list(self.betas)}")
 
 
 @attrs.define
@@ -59,7 +61,7 @@ class TrainConfig:
     samples_per_epoch: int | None = None
     batch_size: int = attrs.field(default=64, validator=v.gt(0))
     seed: int = 0
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     device: str = "auto"
     num_workers: int = attrs.field(default=0, validator=v.ge(0))
 
@@ -96,7 +98,6 @@ class CheckpointConfig:
 class LoggingConfig:
     every_steps: int = attrs.field(default=10, validator=v.gt(0))
     progress: bool = True
-    aim: bool = False
 
 
 @attrs.define
@@ -114,6 +115,10 @@ class Recipe:
     checkpoint: CheckpointConfig = attrs.field(factory=CheckpointConfig)
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
     name: str = "run"
+
+    def __attrs_post_init__(self) -> None:
+        check(self.optim.warmup_epochs is None or self.train.samples_per_epoch is not None,
+              "optim.warmup_epochs needs train.samples_per_epoch (images in one epoch)")
 
 
 COMPONENT_SECTIONS: dict[str, str] = {
@@ -186,6 +191,24 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     node[parts[-1]] = value
 
 
+def _split_name_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``<component section>.name=...`` overrides go first: they decide which config
+    class the section's params overrides are checked against."""
+    names = [o for o in overrides
+             if o.partition("=")[0].strip() in {f"{s}.name" for s in COMPONENT_SECTIONS}]
+    return names, [o for o in overrides if o not in names]
+
+
+def _switch_component(data: dict[str, Any], override: str) -> None:
+    """Apply a ``section.name=...`` override; a different component drops the file's
+    params for that section (they belonged to the old component's config)."""
+    section = override.partition("=")[0].strip().split(".")[0]
+    old = data.get(section, {}).get("name") if isinstance(data.get(section), dict) else None
+    apply_override(data, override)
+    if data[section].get("name") != old:
+        data[section]["params"] = {}
+
+
 def load_recipe(
     source: str | Path | dict[str, Any] | Recipe,
     overrides: Sequence[str] = (),
@@ -198,7 +221,10 @@ def load_recipe(
         data = copy.deepcopy(source)
     else:
         data = read_yaml(source)
-    for override in overrides:
+    names, others = _split_name_overrides(overrides)
+    for override in names:
+        _switch_component(data, override)
+    for override in others:
         apply_override(data, override)
     recipe = structure(Recipe, data)
     return resolve_components(recipe, registry)

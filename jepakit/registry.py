@@ -66,15 +66,32 @@ class Registry:
                     continue
                 if not third_party and dist_name != SHIPPED_DISTRIBUTION:
                     continue
+                provider = f"{dist_name} {dist.version}"
                 if self.plugin_manager.has_plugin(ep.name):
-                    continue
-                self.register(ep.load(), name=ep.name, provider=f"{dist_name} {dist.version}")
+                    if self._providers.get(ep.name) == provider:
+                        continue  # the same distribution seen twice on sys.path
+                    raise RegistryError(
+                        f"two installed packages register a jepakit plugin named '{ep.name}': "
+                        f"{self._providers.get(ep.name)} and {provider}; uninstall one"
+                    )
+                try:
+                    plugin = ep.load()
+                except Exception as exc:
+                    raise RegistryError(
+                        f"the jepakit plugin '{ep.name}' of {provider} failed to import "
+                        f"({ep.value}): {type(exc).__name__}: {exc}; reinstall or uninstall it, "
+                        f"or set {AUTOLOAD_ENV}=1 to skip third-party plugins"
+                    ) from None
+                self.register(plugin, name=ep.name, provider=provider)
 
     def register(self, plugin: object, name: str | None = None, provider: str | None = None) -> str:
         """Register a plugin object or module; returns its plugin name."""
-        registered = self.plugin_manager.register(plugin, name=name)
+        try:
+            registered = self.plugin_manager.register(plugin, name=name)
+        except ValueError as exc:  # pluggy: same object or same name twice
+            raise RegistryError(f"plugin {name or plugin!r} cannot be registered: {exc}") from None
         if registered is None:
-            raise RegistryError(f"plugin {name or plugin!r} is already registered")
+            raise RegistryError(f"plugin {name or plugin!r} is blocked from registering")
         self._providers[registered] = provider or registered
         self._components = None
         return registered

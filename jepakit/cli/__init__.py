@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from jepakit.errors import JepakitError
 
-COMMAND_MODULES = ("run", "plugins", "recipe")
+COMMAND_MODULES = ("run", "plugins", "recipe", "bench", "shards", "masks")
 """Modules of :mod:`jepakit.cli` whose ``register(subparsers)`` adds commands."""
 
 
@@ -30,7 +30,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    # key=value overrides may also follow options (`run R --run-dir D a.b=1`)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    if stray or (extra and not hasattr(args, "overrides")):
+        p.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args.func(args))
     except JepakitError as exc:

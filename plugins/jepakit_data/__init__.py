@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jepakit
 
+from .imagefolder import ImageFolderConfig, make_imagefolder
 from .synthetic import SyntheticConfig, SyntheticImages
 from .webdataset import WebDatasetConfig, make_webdataset
 
@@ -13,4 +14,5 @@ def jepakit_datasets() -> list[jepakit.Component]:
     return [
         jepakit.Component("synthetic", SyntheticImages, SyntheticConfig),
         jepakit.Component("webdataset", make_webdataset, WebDatasetConfig),
+        jepakit.Component("imagefolder", make_imagefolder, ImageFolderConfig),
     ]

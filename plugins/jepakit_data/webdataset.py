@@ -1,47 +1,133 @@
-"""Stream training images from WebDataset tar shards (local, brace patterns, ``pipe:``)."""
+"""Stream training images from WebDataset tar shards: local paths, brace patterns,
+``pipe:`` commands (``pipe:curl -s https://...``, ``pipe:aws s3 cp s3://... -``),
+or the ``index.json`` that ``jepakit shards make`` writes.
+
+Shards are opened with ``webdataset.gopen`` (so every URL form WebDataset
+accepts works) and read with jepakit's strict tar reader, which notices a
+truncated or corrupt shard instead of ending it quietly; the samples lost are
+counted exactly when an index gives the shard's size. Coverage (exact or
+resampled), splitting over ranks and workers, the shuffle buffer and the
+checkpointable position come from :class:`jepakit.data.stream.StreamingDataset`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
 
 import attrs
 import webdataset as wds
-from attrs import validators as v
 
-from .transforms import train_transform
+from jepakit.data import tar
+from jepakit.data.decode import IMAGE_EXTENSIONS, ImageDecoder
+from jepakit.data.index import read_index, shard_urls, sibling_index
+from jepakit.data.stream import RawSample, StreamingDataset, bad_marker
+from jepakit.errors import ConfigError
+
+from .transforms import ImageStreamConfig
 
 
 @attrs.define
-class WebDatasetConfig:
+class WebDatasetConfig(ImageStreamConfig):
     urls: str | list[str] = ""
-    """Shard URLs: a brace pattern (``train-{000000..000099}.tar``), a list, or ``pipe:`` commands."""
-    crop_scale: tuple[float, float] = (0.3, 1.0)
-    horizontal_flip: bool = False
-    color_jitter: float = 0.0
-    gaussian_blur: bool = False
-    shuffle_buffer: int = attrs.field(default=1000, validator=v.ge(0))
-    image_keys: str = "jpg;jpeg;png;webp"
+    """Shards: ``dir/shard-{000000..000099}.tar``, a list, ``pipe:`` commands, or an index.json."""
+    index: str | None = None
+    """An index.json giving per-shard sample counts for shards named in ``urls`` (found
+    automatically next to local shards)."""
+    image_keys: str | list[str] = ";".join(IMAGE_EXTENSIONS)
+    """Extensions to take the image from, first present wins."""
     label_key: str = "cls"
-    image_size: int | None = None
 
 
-def _with_label(sample: tuple[Any, Any]) -> tuple[Any, int]:
-    image, label = sample
-    return image, int(label) if label is not None else -1
+def _keys(spec: str | list[str]) -> list[str]:
+    return [k.strip().lower() for k in (spec.split(";") if isinstance(spec, str) else spec)
+            if k.strip()]
+
+
+def resolve_urls(config: WebDatasetConfig) -> tuple[list[str], dict[str, int]]:
+    """Expanded shard URLs and, where an index says, each shard's sample count."""
+    specs = [config.urls] if isinstance(config.urls, str) else list(config.urls)
+    if not any(s.strip() for s in specs):
+        raise ConfigError("data.params.urls is empty: point it at your shards "
+                          "(a brace pattern, a list, pipe: commands or an index.json)")
+    urls: list[str] = []
+    expected: dict[str, int] = {}
+    for spec in specs:
+        if spec.endswith(".json"):
+            index = read_index(spec)
+            found = shard_urls(spec, index)
+            urls += found
+            expected.update({u: int(s["samples"]) for u, s in zip(found, index.shards)})
+        else:
+            urls += wds.shardlists.expand_urls(spec)
+    indexes = [read_index(config.index)] if config.index else []
+    if not config.index and urls and not expected:
+        found_index = sibling_index(urls[0])
+        indexes = [found_index] if found_index else []
+    for index in indexes:
+        counts = {str(s["name"]).rsplit("/", 1)[-1]: int(s["samples"]) for s in index.shards}
+        for url in urls:
+            name = url.rsplit("/", 1)[-1]
+            if url not in expected and name in counts:
+                expected[url] = counts[name]
+    _check_local(urls)
+    return urls, expected
+
+
+def _check_local(urls: list[str]) -> None:
+    """A local shard that does not exist is a typo in the recipe, not bad data."""
+    local = [u for u in urls if ":" not in u.split("/", 1)[0]]
+    missing = [u for u in local if not Path(u).is_file()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ConfigError(f"data.params.urls: {len(missing)} of {len(urls)} shard(s) not found: "
+                          f"{', '.join(missing[:3])}{more}")
+
+
+class TarShards(StreamingDataset):
+    """Units are shard URLs; each yields WebDataset samples grouped by key."""
+
+    def read_unit(self, unit: str) -> Iterator[RawSample]:
+        expected = self.expected.get(unit)
+        got, current, last_key = 0, None, ""
+        stream = None
+        try:
+            stream = wds.gopen(unit)
+            for name, data in tar.members(tar.open_stream(stream)):
+                parts = tar.split_key(name)
+                if parts is None or tar.is_meta(name):
+                    continue
+                key, ext = parts
+                if current is not None and key != current["__key__"]:
+                    got, last_key = got + 1, current["__key__"]
+                    yield current
+                    current = None
+                if current is None:
+                    current = {"__key__": key, "__url__": unit}
+                current[ext] = data
+            if current is not None:
+                got, last_key, sample, current = got + 1, current["__key__"], current, None
+                yield sample
+            if expected is not None and got != expected:
+                yield bad_marker(unit, f"after {last_key or 'the start'}",
+                                 f"shard holds {got} samples, its index says {expected}",
+                                 max(0, expected - got))
+        except Exception as exc:  # unreadable URL, truncated or corrupt tar, failed pipe
+            lost = max(1, expected - got) if expected is not None else 1
+            key = current["__key__"] if current else f"after {last_key or 'the start'}"
+            unknown = "" if expected is not None else " (no index: samples after it are uncounted)"
+            yield bad_marker(unit, key, f"{type(exc).__name__}: {exc}{unknown}", lost)
+        finally:
+            if stream is not None:
+                try:
+                    stream.close()
+                except Exception:  # a pipe's exit status: the tar reader has judged the data
+                    pass
 
 
 def make_webdataset(config: WebDatasetConfig, *, image_size: int, in_chans: int = 3,
-                    seed: int = 0) -> wds.WebDataset:
-    if not config.urls:
-        raise ValueError("data.params.urls is empty: point it at your shards")
-    transform = train_transform(config.image_size or image_size, config.crop_scale, in_chans,
-                                config.horizontal_flip, config.color_jitter, config.gaussian_blur)
-    return (
-        wds.WebDataset(config.urls, shardshuffle=100, nodesplitter=wds.split_by_node,
-                       seed=seed, empty_check=False)
-        .shuffle(config.shuffle_buffer)
-        .decode("pil")
-        .to_tuple(config.image_keys, config.label_key, missing_is_error=False)
-        .map_tuple(transform, lambda x: x)
-        .map(_with_label)
-    )
+                    seed: int = 0) -> TarShards:
+    urls, expected = resolve_urls(config)
+    decoder = ImageDecoder(config.transform(image_size, in_chans), in_chans,
+                           _keys(config.image_keys), config.label_key)
+    return TarShards(urls, decoder, config, seed=seed, expected=expected)

@@ -9,6 +9,7 @@ in proportion to the context size.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import attrs
 import torch
@@ -33,17 +34,19 @@ VIT_SIZES: dict[str, tuple[int, int, int, float]] = {
 class ViTConfig:
     """``size`` picks a paper preset; ``embed_dim``/``depth``/``num_heads``/``mlp_ratio`` override it."""
 
-    size: str = attrs.field(default="tiny", validator=v.in_(sorted(VIT_SIZES)))
+    size: Literal["tiny", "small", "base", "large", "huge", "giant"] = "tiny"
     image_size: int = attrs.field(default=224, validator=v.gt(0))
     patch_size: int = attrs.field(default=16, validator=v.gt(0))
     in_chans: int = attrs.field(default=3, validator=v.gt(0))
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
-    mlp_ratio: float | None = None
+    embed_dim: int | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
+    depth: int | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
+    num_heads: int | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
+    mlp_ratio: float | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
     drop_path: float = attrs.field(default=0.0, validator=[v.ge(0), v.lt(1)])
 
     def __attrs_post_init__(self) -> None:
+        if self.size not in VIT_SIZES:
+            raise ValueError(f"size: expected one of {sorted(VIT_SIZES)}, got {self.size!r}")
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
@@ -55,10 +58,10 @@ class ViTConfig:
     def resolved(self) -> tuple[int, int, int, float]:
         dim, depth, heads, ratio = VIT_SIZES[self.size]
         return (
-            self.embed_dim or dim,
-            self.depth or depth,
-            self.num_heads or heads,
-            self.mlp_ratio or ratio,
+            dim if self.embed_dim is None else self.embed_dim,
+            depth if self.depth is None else self.depth,
+            heads if self.num_heads is None else self.num_heads,
+            ratio if self.mlp_ratio is None else self.mlp_ratio,
         )
 
 

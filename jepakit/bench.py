@@ -1,0 +1,148 @@
+"""Time full training steps on synthetic data and compare with the machine's limit.
+
+A step here is everything a real step does: draw masks, target forward,
+context forward, predictor, loss, backward, optimizer and target update. The
+limit is the device's dense peak on a GPU, and on a CPU the throughput of a
+large matmul in the same dtype measured in the same run, so the fraction
+answers "how close to this machine's best is the model's arithmetic?".
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from jepakit import __version__
+from jepakit.flops import train_step_flops
+from jepakit.model import build_jepa
+from jepakit.optim import Schedules, build_optimizer
+from jepakit.recipe import load_recipe
+from jepakit.registry import Registry, default_registry
+from jepakit.runtime import (
+    autocast,
+    cpu_has_native_bf16,
+    seed_everything,
+    select_device,
+    select_dtype,
+)
+
+# Dense bf16 tensor-core peaks (FLOP/s, without sparsity) by device-name fragment.
+GPU_BF16_PEAK = {
+    "H200": 989e12, "H100 SXM": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12, "H100": 989e12,
+    "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "L4": 121e12, "V100": 125e12,
+}
+
+
+def gpu_peak(device: torch.device) -> float | None:
+    name = torch.cuda.get_device_name(device)
+    for fragment, peak in GPU_BF16_PEAK.items():
+        if fragment in name:
+            return peak
+    return None
+
+
+def matmul_throughput(device: torch.device, dtype: torch.dtype, n: int = 2048,
+                      repeats: int = 10) -> float:
+    """FLOP/s of an n x n @ n x n matmul in ``dtype`` on ``device`` (best of ``repeats``)."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    best = float("inf")
+    for _ in range(repeats + 2):
+        _sync(device)
+        start = time.perf_counter()
+        (a @ b).sum()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
+
+
+def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, warmup: int = 3,
+              registry: Registry | None = None, compile_model: bool = False) -> dict[str, Any]:
+    registry = registry or default_registry()
+    recipe = load_recipe(recipe_path, overrides, registry)
+    device = select_device(recipe.train.device)
+    dtype = select_dtype(recipe.train.precision, device)
+    seed_everything(recipe.train.seed)
+    model, masker = build_jepa(recipe, registry, device, total_steps=warmup + steps)
+    optimizer = build_optimizer(model.trainable(), recipe.optim)
+    schedules = Schedules(recipe.optim, recipe.train)
+    loss_fn = torch.compile(model.loss) if compile_model else model.loss
+    batch = recipe.train.batch_size
+    h, w = model.image_size
+    images = torch.randn(batch, model.in_chans, h, w, device=device)
+    generator = torch.Generator().manual_seed(recipe.train.seed)
+    times, flops = [], []
+    flop_cache: dict[tuple, int] = {}
+    for step in range(warmup + steps):
+        _sync(device)
+        start = time.perf_counter()
+        masks = masker(batch, model.patch_grid, generator)
+        masks_dev = type(masks)(context=[m.to(device) for m in masks.context],
+                                targets=[m.to(device) for m in masks.targets])
+        schedules.apply(optimizer, step)
+        with autocast(device, dtype):
+            loss = loss_fn(images, masks_dev)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        model.update_target(step)
+        _sync(device)
+        elapsed = time.perf_counter() - start
+        if step >= warmup:
+            times.append(elapsed)
+            key = tuple(m.shape[1] for m in masks.context + masks.targets)
+            if key not in flop_cache:
+                meta_model, _ = build_jepa(recipe, registry, "meta")
+                flop_cache[key] = train_step_flops(meta_model, masks)
+            flops.append(flop_cache[key])
+    median = statistics.median(times)
+    flops_per_image = statistics.mean(flops)
+    achieved = flops_per_image * batch / median
+    limit_dtype = dtype or torch.float32
+    if device.type == "cuda":
+        limit, limit_source = gpu_peak(device), "dense bf16 peak of " + torch.cuda.get_device_name(device)
+        if limit is None:
+            limit, limit_source = matmul_throughput(device, limit_dtype, 8192), "measured matmul"
+    else:
+        limit, limit_source = matmul_throughput(device, limit_dtype), "measured 2048^3 matmul"
+    return {
+        "recipe": recipe_path,
+        "overrides": list(overrides),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(),
+        "precision": str(limit_dtype).replace("torch.", ""),
+        "batch_size": batch,
+        "steps": steps,
+        "warmup": warmup,
+        "compiled": compile_model,
+        "median_step_s": median,
+        "min_step_s": min(times),
+        "images_per_s": batch / median,
+        "peak_memory_bytes": peak_memory_bytes(device),
+        "model_flops_per_image": flops_per_image,
+        "achieved_flops_per_s": achieved,
+        "limit_flops_per_s": limit,
+        "limit_source": limit_source,
+        "fraction_of_limit": achieved / limit if limit else None,
+        "final_loss": float(loss.detach()),
+        "cpu_native_bf16": cpu_has_native_bf16() if device.type == "cpu" else None,
+        "torch": torch.__version__,
+        "jepakit": __version__,
+    }

@@ -1,0 +1,132 @@
+"""``jepakit masks show|stats RECIPE [overrides]``: look at what a recipe's masker draws.
+
+    jepakit masks show recipes/ijepa_tiny.yaml --out masks.png --n 8
+    jepakit masks stats recipes/ijepa_tiny.yaml masker.params.mode=official --heatmap cov.png
+
+``show`` draws sampled context and targets over images from the recipe's data;
+``stats`` prints mean context and target tokens and the per-patch coverage (the
+least and most likely patch to be in the context and in a target, and the
+patches never covered), and can write the coverage heatmap as a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+from itertools import islice
+from typing import Any
+
+import torch
+
+from jepakit.errors import ConfigError
+
+
+def register(sub: Any) -> None:
+    masks = sub.add_parser("masks", help="draw and measure a recipe's masks")
+    masks_sub = masks.add_subparsers(dest="masks_command", required=True)
+
+    show = masks_sub.add_parser("show", help="draw sampled context and targets over images")
+    show.add_argument("recipe", help="recipe YAML file")
+    show.add_argument("overrides", nargs="*", help="key.path=value overrides")
+    show.add_argument("--out", required=True, help="PNG file to write")
+    show.add_argument("--n", type=int, default=8, help="images to draw (default 8)")
+    show.add_argument("--seed", type=int, default=None,
+                      help="mask generator seed (default: the recipe's train.seed)")
+    show.add_argument("--panel", type=int, default=128, help="pixels per image panel")
+    show.set_defaults(func=show_command)
+
+    stats = masks_sub.add_parser("stats", help="mean mask sizes and per-patch coverage")
+    stats.add_argument("recipe", help="recipe YAML file")
+    stats.add_argument("overrides", nargs="*", help="key.path=value overrides")
+    stats.add_argument("--batches", type=int, default=50, help="batches to draw (default 50)")
+    stats.add_argument("--batch-size", type=int, default=None,
+                       help="images per batch (default: the recipe's train.batch_size; context "
+                            "lengths are equalised over a batch, so this matters)")
+    stats.add_argument("--seed", type=int, default=None,
+                       help="mask generator seed (default: the recipe's train.seed)")
+    stats.add_argument("--heatmap", help="also write the coverage heatmap to this PNG")
+    stats.set_defaults(func=stats_command)
+
+
+def _positive(name: str, value: int) -> None:
+    if value <= 0:
+        raise ConfigError(f"--{name} must be > 0, got {value}")
+
+
+def _setup(recipe_path: str, overrides: list[str]) -> tuple[Any, Any, Any, Any]:
+    """The recipe, registry, masker and the encoder-built JEPA on the meta device."""
+    from jepakit.model import build_jepa
+    from jepakit.recipe import load_recipe
+    from jepakit.registry import default_registry
+
+    registry = default_registry()
+    recipe = load_recipe(recipe_path, overrides, registry)
+    model, masker = build_jepa(recipe, registry, device="meta")
+    return recipe, registry, masker, model
+
+
+def _describe(recipe: Any) -> str:
+    params = recipe.masker.params
+    mode = f" (mode {params['mode']})" if isinstance(params, dict) and "mode" in params else ""
+    return f"masker {recipe.masker.name}{mode}"
+
+
+def _sample_images(dataset: Any, n: int) -> list[torch.Tensor]:
+    """The first ``n`` images of a map-style or iterable dataset (labels dropped)."""
+    if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
+        samples = [dataset[i] for i in range(min(n, len(dataset)))]
+    else:
+        samples = list(islice(iter(dataset), n))
+    return [s[0] if isinstance(s, (tuple, list)) else s for s in samples]
+
+
+def show_command(args: argparse.Namespace) -> int:
+    from jepakit.drawing import check_output, draw_samples, save_png
+
+    _positive("n", args.n)
+    _positive("panel", args.panel)
+    out = check_output(args.out)
+    recipe, registry, masker, model = _setup(args.recipe, args.overrides)
+    dataset = registry.create(
+        "dataset", recipe.data.name, recipe.data.params, path="data.params",
+        image_size=model.image_size[0], in_chans=model.in_chans, seed=recipe.train.seed,
+    )
+    images = _sample_images(dataset, args.n)
+    if not images:
+        raise ConfigError(f"data '{recipe.data.name}' yielded no images")
+    seed = recipe.train.seed if args.seed is None else args.seed
+    grid = model.patch_grid
+    masks = masker(len(images), grid, torch.Generator().manual_seed(seed))
+    title = (f"{recipe.name}: {_describe(recipe)}, grid {grid[0]}x{grid[1]}, seed {seed}; "
+             f"context {sum(m.shape[1] for m in masks.context)} tokens, "
+             f"targets {' + '.join(str(m.shape[1]) for m in masks.targets)}")
+    save_png(draw_samples(images, masks, grid, title=title, panel=args.panel), out)
+    print(f"wrote {out}: {len(images)} images, {_describe(recipe)}, grid {grid[0]}x{grid[1]}")
+    return 0
+
+
+def stats_command(args: argparse.Namespace) -> int:
+    from jepakit.coverage import format_coverage, measure
+
+    _positive("batches", args.batches)
+    if args.batch_size is not None:
+        _positive("batch-size", args.batch_size)
+    if args.heatmap:
+        from jepakit.drawing import check_output
+
+        check_output(args.heatmap)
+    recipe, _, masker, model = _setup(args.recipe, args.overrides)
+    batch_size = args.batch_size or recipe.train.batch_size
+    seed = recipe.train.seed if args.seed is None else args.seed
+    grid = model.patch_grid
+    cov = measure(masker, grid, batch_size, args.batches, seed=seed)
+    header = (f"{_describe(recipe)} on a {grid[0]}x{grid[1]} grid: {cov.images} images "
+              f"({args.batches} batches of {batch_size}), seed {seed}")
+    print(header)
+    for line in format_coverage(cov):
+        print("  " + line)
+    if args.heatmap:
+        from jepakit.drawing import draw_coverage, save_png
+
+        path = save_png(draw_coverage(cov, title=header), args.heatmap)
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,109 @@
+"""How a masker covers the patch grid: per-patch probability of being in the
+context and in a target, and mean mask sizes, measured over many draws.
+
+Used by ``jepakit masks stats`` to compare maskers; knows only the masker
+contract, never a masker by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+
+from jepakit.masking import to_bool
+
+
+@attrs.define
+class Coverage:
+    """Per-patch coverage of a masker on one grid, over ``images`` images."""
+
+    grid: tuple[int, int]
+    images: int
+    batch_size: int
+    context: torch.Tensor
+    """[rows, columns]: fraction of images with the patch in a context."""
+    target: torch.Tensor
+    """[rows, columns]: fraction of images with the patch in at least one target."""
+    context_tokens: float
+    """Mean context tokens per image (summed over context masks)."""
+    target_tokens: float
+    """Mean target tokens per image (summed over target masks, as the loss sees them)."""
+    context_range: tuple[int, int]
+    """Fewest and most context tokens per image over the batches."""
+    num_targets: int
+
+    def never(self, which: str) -> torch.Tensor:
+        """Boolean [rows, columns]: patches never in the ``"context"`` or ``"target"``."""
+        return getattr(self, which) == 0
+
+
+def measure(masker: Any, grid: tuple[int, int], batch_size: int, batches: int,
+            seed: int = 0) -> Coverage:
+    """Draw ``batches`` batches from one generator seeded with ``seed`` (as a
+    collate stream does) and count, per patch, how often it is in a context and
+    in a target."""
+    gh, gw = grid
+    n = gh * gw
+    generator = torch.Generator().manual_seed(seed)
+    in_context = torch.zeros(n, dtype=torch.long)
+    in_target = torch.zeros(n, dtype=torch.long)
+    context_lengths: list[int] = []
+    target_lengths: list[int] = []
+    num_targets = 0
+    for _ in range(batches):
+        masks = masker(batch_size, grid, generator)
+        context = torch.cat(list(masks.context), dim=1)
+        targets = torch.cat(list(masks.targets), dim=1)
+        in_context += to_bool(context, n).sum(dim=0)
+        in_target += to_bool(targets, n).sum(dim=0)
+        context_lengths.append(int(context.shape[1]))
+        target_lengths.append(int(targets.shape[1]))
+        num_targets = len(masks.targets)
+    images = batches * batch_size
+    return Coverage(
+        grid=(gh, gw),
+        images=images,
+        batch_size=batch_size,
+        context=(in_context.double() / images).view(gh, gw),
+        target=(in_target.double() / images).view(gh, gw),
+        context_tokens=sum(context_lengths) / max(len(context_lengths), 1),
+        target_tokens=sum(target_lengths) / max(len(target_lengths), 1),
+        context_range=(min(context_lengths, default=0), max(context_lengths, default=0)),
+        num_targets=num_targets,
+    )
+
+
+def describe_patches(mask: torch.Tensor, limit: int = 6) -> str:
+    """Say which patches of a boolean [rows, columns] grid are set, by whole rows
+    and columns where possible: e.g. ``"27: row 13, column 13"``."""
+    count = int(mask.sum())
+    if count == 0:
+        return "none"
+    rows = [r for r in range(mask.shape[0]) if bool(mask[r].all())]
+    cols = [c for c in range(mask.shape[1]) if bool(mask[:, c].all())]
+    rest = mask.clone()
+    rest[rows, :] = False
+    rest[:, cols] = False
+    parts = [f"row {r}" for r in rows] + [f"column {c}" for c in cols]
+    cells = [(int(r), int(c)) for r, c in rest.nonzero().tolist()]
+    parts += [f"{cell}" for cell in cells[:limit]]
+    if len(cells) > limit:
+        parts.append(f"{len(cells) - limit} more")
+    return f"{count}: " + ", ".join(parts)
+
+
+def format_coverage(cov: Coverage) -> list[str]:
+    """The ``masks stats`` table: tokens per image, then min/max coverage and never-covered."""
+    lines = [
+        f"tokens per image: context {cov.context_tokens:.1f} "
+        f"({cov.context_range[0]} to {cov.context_range[1]} over the batches), "
+        f"targets {cov.target_tokens:.1f} in {cov.num_targets} mask(s)",
+        f"{'coverage':<9} {'min':>7} {'max':>7}  never covered (row, column)",
+    ]
+    for which in ("context", "target"):
+        values: torch.Tensor = getattr(cov, which)
+        lines.append(f"{which:<9} {float(values.min()):>7.4f} {float(values.max()):>7.4f}  "
+                     f"{describe_patches(cov.never(which))}")
+    return lines

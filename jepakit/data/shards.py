@@ -1,0 +1,223 @@
+"""Write WebDataset shards from an image folder, a flat folder or Fashion-MNIST.
+
+Every image is decoded once before it is written, so broken files are caught
+here (skipped and listed, in the index too) instead of in the middle of a
+training run. Samples are shuffled with a fixed seed before writing, because
+folders are sorted by class and a streaming shuffle buffer cannot undo a shard
+that holds a single class. Each shard is written under a temporary name and
+renamed when complete, so an interrupted run never leaves a shard that looks
+whole; the index is written last.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import webdataset as wds
+from PIL import Image
+from tqdm import tqdm
+
+from jepakit.data.decode import decode_image, describe
+from jepakit.data.formats import (
+    FASHION_MNIST_CLASSES,
+    fashion_mnist,
+    find_idx_pair,
+    scan_folder,
+)
+from jepakit.data.index import INDEX_NAME, ShardIndex
+from jepakit.errors import JepakitError
+
+SourceFormat = Literal["auto", "imagefolder", "files", "fashion-mnist"]
+FORMATS: tuple[str, ...] = ("auto", "imagefolder", "files", "fashion-mnist")
+_EXT = {"jpeg": "jpg", "tiff": "tif"}
+
+
+@attrs.define
+class Sample:
+    key: str
+    ext: str
+    data: bytes
+    label: int | None
+
+
+@attrs.define
+class Source:
+    """What to write: a lazy stream of samples plus what the index needs."""
+
+    samples: Iterator[Sample | tuple[str, str]]
+    """A :class:`Sample`, or ``(path, reason)`` for an input that was skipped."""
+    total: int
+    classes: list[str]
+    description: str
+
+
+def verify_image(data: bytes) -> str | None:
+    """None if PIL decodes ``data`` completely, else why not."""
+    if not data:
+        return "empty file"
+    try:
+        decode_image(data, mode="RGB")
+    except Exception as exc:  # PIL raises many types for broken files
+        return describe(exc)
+    return None
+
+
+def _is_idx_dir(src: Path) -> bool:
+    try:
+        find_idx_pair(src, "train")
+        return True
+    except JepakitError:
+        return False
+
+
+def folder_source(src: Path, layout: Literal["auto", "imagefolder", "files"], seed: int) -> Source:
+    scan = scan_folder(src, layout)
+    order = list(range(len(scan.files)))
+    random.Random(seed).shuffle(order)
+
+    def samples() -> Iterator[Sample | tuple[str, str]]:
+        for path in scan.ignored:
+            yield str(path), "image outside the class subfolders"
+        for i, j in enumerate(order):
+            path = scan.files[j]
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                yield str(path), f"unreadable: {exc}"
+                continue
+            problem = verify_image(data)
+            if problem:
+                yield str(path), problem
+                continue
+            ext = path.suffix.lower().lstrip(".")
+            yield Sample(f"{i:08d}", _EXT.get(ext, ext), data,
+                         None if scan.labels is None else scan.labels[j])
+
+    kind = f"{len(scan.classes)} class folders" if scan.classes else "a flat folder"
+    return Source(samples(), len(scan.files) + len(scan.ignored), scan.classes,
+                  f"{src} ({kind})")
+
+
+def fashion_mnist_source(src: Path, split: str, seed: int) -> Source:
+    images, labels = fashion_mnist(src, split)
+    total = len(labels)
+    order = list(range(total))
+    random.Random(seed).shuffle(order)
+
+    def samples() -> Iterator[Sample | tuple[str, str]]:
+        for i, j in enumerate(order):
+            buffer = io.BytesIO()
+            Image.fromarray(images[j]).save(buffer, format="PNG")
+            yield Sample(f"{i:08d}", "png", buffer.getvalue(), int(labels[j]))
+
+    return Source(samples(), total, list(FASHION_MNIST_CLASSES), f"{src} (Fashion-MNIST {split})")
+
+
+def open_source(src: str | Path, fmt: SourceFormat = "auto", split: str = "train",
+                seed: int = 0) -> Source:
+    path = Path(src)
+    if not path.exists():
+        raise JepakitError(f"{path}: no such file or folder")
+    if not path.is_dir():
+        raise JepakitError(f"{path}: not a folder (give the folder that holds the images)")
+    if fmt == "fashion-mnist" or (fmt == "auto" and _is_idx_dir(path)):
+        return fashion_mnist_source(path, split, seed)
+    layout: Literal["auto", "imagefolder", "files"] = fmt  # type: ignore[assignment]
+    return folder_source(path, layout, seed)
+
+
+def prepare_output(out: Path, prefix: str, overwrite: bool) -> None:
+    """Refuse a non-empty OUT unless ``overwrite``; then clear old shards and index."""
+    if out.exists() and not out.is_dir():
+        raise JepakitError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise JepakitError(f"{out} is not empty; pass --overwrite to replace its shards")
+        for old in [*out.glob(f"{prefix}-*.tar"), *out.glob(f".{prefix}-*.tmp"), out / INDEX_NAME]:
+            old.unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".jepakit-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise JepakitError(f"cannot write to {out}: {exc.strerror or exc}") from None
+
+
+class _ShardSink:
+    """Numbered shards of at most ``shard_size`` samples, each renamed into place when done."""
+
+    def __init__(self, out: Path, prefix: str, shard_size: int) -> None:
+        self.out, self.prefix, self.shard_size = out, prefix, shard_size
+        self.shards: list[dict[str, object]] = []
+        self._writer: wds.TarWriter | None = None
+        self._file: io.BufferedWriter | None = None
+        self._count = 0
+
+    def _name(self) -> str:
+        return f"{self.prefix}-{len(self.shards):06d}.tar"
+
+    def write(self, sample: Sample) -> None:
+        if self._writer is None:
+            self._file = open(self.out / f".{self._name()}.tmp", "wb")  # noqa: SIM115
+            self._writer = wds.TarWriter(self._file, encoder=False, mtime=0)  # int: no pax header
+        record = {"__key__": sample.key, sample.ext: sample.data}
+        if sample.label is not None:
+            record["cls"] = str(sample.label).encode()
+        self._writer.write(record)
+        self._count += 1
+        if self._count >= self.shard_size:
+            self.finish_shard()
+
+    def finish_shard(self) -> None:
+        if self._writer is None or self._file is None:
+            return
+        self._writer.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        name = self._name()
+        os.replace(self.out / f".{name}.tmp", self.out / name)
+        self.shards.append({"name": name, "samples": self._count})
+        self._writer, self._file, self._count = None, None, 0
+
+
+def make_shards(src: str | Path, out: str | Path, *, shard_size: int = 1000,
+                fmt: SourceFormat = "auto", split: str = "train", overwrite: bool = False,
+                prefix: str = "shard", seed: int = 0, progress: bool = True) -> ShardIndex:
+    """Convert ``src`` into ``out/{prefix}-NNNNNN.tar`` shards and ``out/index.json``."""
+    if shard_size < 1:
+        raise JepakitError(f"--shard-size must be at least 1, got {shard_size}")
+    if fmt not in FORMATS:
+        raise JepakitError(f"unknown format '{fmt}'; choose from {', '.join(FORMATS)}")
+    source = open_source(src, fmt, split, seed)
+    out = Path(out)
+    prepare_output(out, prefix, overwrite)
+    sink = _ShardSink(out, prefix, shard_size)
+    skipped: list[dict[str, str]] = []
+    bar = tqdm(total=source.total, unit="img", desc="shards", disable=not progress, dynamic_ncols=True)
+    try:
+        for item in source.samples:
+            if isinstance(item, tuple):
+                skipped.append({"path": item[0], "reason": item[1]})
+            else:
+                sink.write(item)
+            bar.update(1)
+        sink.finish_shard()
+    finally:
+        bar.close()
+    if not sink.shards:
+        raise JepakitError(f"{src}: none of its {source.total} image(s) could be decoded; "
+                           "no shards written")
+    index = ShardIndex(shards=sink.shards, classes=source.classes, source=source.description,
+                       skipped=skipped)
+    tmp = out / f".{INDEX_NAME}.tmp"
+    tmp.write_text(index.to_json())
+    os.replace(tmp, out / INDEX_NAME)
+    return index

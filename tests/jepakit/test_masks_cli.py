@@ -1,0 +1,98 @@
+"""``jepakit masks show|stats``: pictures and coverage figures of a recipe's masker,
+and one-line errors for bad recipes and unwritable outputs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from jepakit.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = str(ROOT / "recipes" / "ijepa_tiny.yaml")
+GRID_14 = "encoder.params.image_size=56"  # patch 4: a 14x14 grid, as ViT-H/14 at 224 px
+FAST = ["--batches", "8", "--batch-size", "32"]
+
+
+def _one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("jepakit: error:")
+    return lines[0]
+
+
+def _row(out: str, which: str) -> tuple[float, float, str]:
+    match = re.search(rf"^\s*{which}\s+([\d.]+)\s+([\d.]+)\s+(.*)$", out, re.MULTILINE)
+    assert match, out
+    return float(match.group(1)), float(match.group(2)), match.group(3)
+
+
+def test_stats_corrected_covers_every_patch(capsys):
+    assert main(["masks", "stats", TINY, GRID_14, *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "masker multiblock (mode corrected) on a 14x14 grid: 256 images" in out
+    assert re.search(r"tokens per image: context [\d.]+ .*targets [\d.]+ in 4 mask", out)
+    for which in ("context", "target"):
+        low, high, never = _row(out, which)
+        assert 0 < low <= high <= 1
+        assert never == "none"
+
+
+def test_stats_official_never_covers_last_row_and_column(capsys):
+    assert main(["masks", "stats", TINY, GRID_14, "masker.params.mode=official", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "(mode official)" in out
+    for which in ("context", "target"):
+        low, _, never = _row(out, which)
+        assert low == 0
+        assert never == "27: row 13, column 13"
+
+
+def test_stats_writes_the_heatmap(tmp_path, capsys):
+    path = tmp_path / "coverage.png"
+    assert main(["masks", "stats", TINY, *FAST, "--heatmap", str(path)]) == 0
+    assert f"wrote {path}" in capsys.readouterr().out
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > image.height > 100
+
+
+def test_show_draws_images_context_and_targets(tmp_path, capsys):
+    path = tmp_path / "masks.png"
+    assert main(["masks", "show", TINY, "masker.name=rasterized", "masker.params={}",
+                 "--out", str(path), "--n", "3", "--panel", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "3 images, masker rasterized, grid 8x8" in out
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.width > 3 * 64 and image.height > 3 * 64
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 50  # pictures, not a blank sheet
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["masks", "show", TINY, "--out", "/nonexistent-dir/m.png"],
+         "cannot write /nonexistent-dir/m.png: folder /nonexistent-dir does not exist"),
+        (["masks", "stats", TINY, "--heatmap", "/nonexistent-dir/h.png"],
+         "folder /nonexistent-dir does not exist"),
+        (["masks", "show", "no-such-recipe.yaml", "--out", "m.png"], "recipe file not found"),
+        (["masks", "stats", TINY, "masker.params.mode=upstream"], "masker.params.mode"),
+        (["masks", "stats", TINY, "masker.name=multiblok"], "did you mean 'multiblock'"),
+        (["masks", "show", TINY, "--out", "m.png", "--n", "0"], "--n must be > 0"),
+        (["masks", "stats", TINY, "masker.params.mode=official", "masker.params.min_keep=30"],
+         "upstream would loop forever"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in _one_line_error(capsys.readouterr().err)
+
+
+def test_output_that_is_a_directory_is_refused(tmp_path, capsys):
+    assert main(["masks", "show", TINY, "--out", str(tmp_path)]) == 2
+    assert "it is a directory" in _one_line_error(capsys.readouterr().err)

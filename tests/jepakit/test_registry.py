@@ -1,0 +1,314 @@
+"""The registry: entry-point discovery, duplicate and unknown names, param validation,
+and a third-party plugin installed as a distribution this repository knows nothing of."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+
+import attrs
+import pytest
+import torch
+
+import jepakit
+import jepakit.registry as registry_module
+from jepakit.errors import ConfigError, RegistryError
+from jepakit.recipe import load_recipe
+from jepakit.registry import Component, Registry
+
+SHIPPED = {
+    "encoder": {"vit"},
+    "masker": {"multiblock"},
+    "predictor": {"ijepa"},
+    "target_updater": {"ema"},
+    "loss": {"smooth_l1", "l2"},
+    "dataset": {"synthetic", "webdataset"},
+}
+
+
+def test_shipped_plugins_are_found_through_entry_points(registry):
+    for kind, names in SHIPPED.items():
+        found = registry.components(kind)
+        assert names <= set(found), kind
+        for component in found.values():
+            assert "jepakit" in component.provider
+            assert attrs.has(component.config)
+
+
+def test_shipped_plugins_come_only_from_entry_points():
+    # The engine never imports the plugin packages by name: no entry points, no components.
+    bare = Registry(entry_points=False)
+    for kind in SHIPPED:
+        assert bare.components(kind) == {}
+
+
+def test_provider_names_plugin_and_distribution(registry):
+    assert registry.get("encoder", "vit").provider.startswith("ijepa (jepakit ")
+    assert registry.get("dataset", "synthetic").provider.startswith("data (jepakit ")
+
+
+class _DuplicateViT:
+    @jepakit.hookimpl
+    def jepakit_encoders(self):
+        return [Component("vit", lambda config: None, _EmptyConfig)]
+
+
+@attrs.define
+class _EmptyConfig:
+    width: int = 8
+
+
+def test_duplicate_name_names_both_providers():
+    reg = Registry()
+    reg.register(_DuplicateViT(), name="copycat", provider="copycat-dist 9.9")
+    with pytest.raises(RegistryError) as info:
+        reg.components("encoder")
+    message = str(info.value)
+    assert "duplicate encoder 'vit'" in message
+    assert "ijepa (jepakit" in message
+    assert "copycat (copycat-dist 9.9)" in message
+
+
+def test_duplicate_through_constructor_plugins():
+    with pytest.raises(RegistryError, match="duplicate encoder 'vit'"):
+        Registry(plugins=[_DuplicateViT()]).get("encoder", "vit")
+
+
+def test_registering_same_plugin_twice_is_an_error(registry):
+    plugin = _DuplicateViT()
+    registry.register(plugin, name="once")
+    with pytest.raises(RegistryError, match="once"):
+        registry.register(plugin, name="once")
+    with pytest.raises(RegistryError):
+        registry.register(plugin, name="twice")  # same object, other name
+
+
+class _NotAComponent:
+    @jepakit.hookimpl
+    def jepakit_losses(self):
+        return ["not a component"]
+
+
+def test_hook_returning_non_component_is_an_error():
+    reg = Registry(plugins=[_NotAComponent()])
+    with pytest.raises(RegistryError, match="expected jepakit.Component"):
+        reg.components("loss")
+
+
+def test_unknown_name_lists_valid_names_and_suggests(registry):
+    with pytest.raises(RegistryError) as info:
+        registry.get("masker", "multiblok")
+    message = str(info.value)
+    assert "unknown masker 'multiblok'" in message
+    assert "did you mean 'multiblock'" in message
+    valid = message.split("valid: ", 1)[1].split(", ")
+    assert "multiblock" in valid and valid == sorted(valid)
+
+
+def test_unknown_name_without_close_match_still_lists_valid(registry):
+    with pytest.raises(RegistryError) as info:
+        registry.get("loss", "zzzzzz")
+    message = str(info.value)
+    assert "did you mean" not in message
+    assert {"l2", "smooth_l1"} <= set(message.split("valid: ", 1)[1].split(", "))
+
+
+def test_unknown_kind(registry):
+    with pytest.raises(RegistryError, match="did you mean 'masker'"):
+        registry.components("maskers")
+
+
+def test_create_builds_with_validated_params(registry):
+    masker = registry.create("masker", "multiblock", {"num_targets": 2, "target_scale": [0.1, 0.2]})
+    assert masker.config.num_targets == 2
+    assert masker.config.target_scale == (0.1, 0.2)  # list converted to the field's tuple
+    masks = masker(3, (8, 8), torch.Generator().manual_seed(0))
+    assert len(masks.targets) == 2
+
+
+def test_create_unknown_param_names_key_path(registry):
+    with pytest.raises(ConfigError) as info:
+        registry.create("masker", "multiblock", {"num_target": 2})
+    message = str(info.value)
+    assert "masker.params.num_target" in message
+    assert "did you mean 'num_targets'" in message
+
+
+def test_create_unknown_param_uses_given_path(registry):
+    with pytest.raises(ConfigError, match=r"unknown key 'encoder\.params\.widht'"):
+        registry.create("encoder", "vit", {"widht": 3}, path="encoder.params")
+
+
+def test_create_wrong_type_names_key_value_and_type(registry):
+    with pytest.raises(ConfigError) as info:
+        registry.create("masker", "multiblock", {"num_targets": "two"})
+    message = str(info.value)
+    assert "masker.params.num_targets" in message
+    assert "'two'" in message
+    assert "expected int" in message
+
+
+def test_create_invalid_value_is_config_error(registry):
+    with pytest.raises(ConfigError, match="masker.params"):
+        registry.create("masker", "multiblock", {"num_targets": 0})
+    with pytest.raises(ConfigError, match="target_scale"):
+        registry.create("masker", "multiblock", {"target_scale": [0.3, 0.1]})
+
+
+def test_resolved_params_fill_defaults(registry):
+    params = registry.resolved_params("loss", "smooth_l1", {})
+    assert params == {"normalize_targets": True}
+
+
+def test_front_door_create():
+    masker = jepakit.create("masker", "multiblock", num_targets=3)
+    assert masker.config.num_targets == 3
+    with pytest.raises(ConfigError, match="num_targetz"):
+        jepakit.create("masker", "multiblock", num_targetz=3)
+
+
+# ---------------------------------------------------------------- third-party plugin
+
+FAKE_PLUGIN = textwrap.dedent(
+    '''
+    """A third-party jepakit plugin: one masker, 'everything'."""
+
+    import attrs
+    import torch
+
+    import jepakit
+
+
+    @attrs.define
+    class EverythingConfig:
+        num_targets: int = attrs.field(default=1, validator=attrs.validators.gt(0))
+
+
+    class Everything:
+        """All patches in the context, one random patch per target."""
+
+        def __init__(self, config):
+            self.config = config
+
+        def __call__(self, batch_size, patch_grid, generator):
+            n = patch_grid[0] * patch_grid[1]
+            context = torch.arange(n).expand(batch_size, n).clone()
+            targets = [torch.randint(0, n, (batch_size, 1), generator=generator)
+                       for _ in range(self.config.num_targets)]
+            return jepakit.Masks(context=[context], targets=targets)
+
+
+    @jepakit.hookimpl
+    def jepakit_maskers():
+        return [jepakit.Component("everything", Everything, EverythingConfig)]
+    '''
+)
+
+
+def _install_fake(tmp_path, monkeypatch, entry_point_name):
+    (tmp_path / "fake_jepakit_plugin").mkdir()
+    (tmp_path / "fake_jepakit_plugin" / "__init__.py").write_text(FAKE_PLUGIN)
+    dist_info = tmp_path / "fake_jepakit_plugin-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fake-jepakit-plugin\nVersion: 0.1\n"
+    )
+    (dist_info / "entry_points.txt").write_text(
+        f"[jepakit]\n{entry_point_name} = fake_jepakit_plugin\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("JEPAKIT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    # Keep the process-wide registry out of it: anything built here is thrown away.
+    monkeypatch.setattr(registry_module, "_default", None)
+    monkeypatch.delitem(sys.modules, "fake_jepakit_plugin", raising=False)
+    importlib.invalidate_caches()
+
+
+@pytest.fixture()
+def fake_distribution(tmp_path, monkeypatch):
+    """Install ``fake_jepakit_plugin`` as a distribution on sys.path (not via this repo)."""
+    _install_fake(tmp_path, monkeypatch, "fake")
+    yield tmp_path
+    sys.modules.pop("fake_jepakit_plugin", None)
+
+
+def test_third_party_plugin_is_found(fake_distribution):
+    reg = Registry()
+    maskers = reg.components("masker")
+    assert {"multiblock", "everything"} <= set(maskers)
+    provider = maskers["everything"].provider
+    assert provider == "fake (fake-jepakit-plugin 0.1)"
+    # The shipped ones are still there.
+    assert "vit" in reg.components("encoder")
+
+
+def test_third_party_plugin_in_a_recipe(fake_distribution, tiny_recipe):
+    reg = Registry()
+    recipe = load_recipe(tiny_recipe, ["masker.name=everything", "masker.params={}"], registry=reg)
+    assert recipe.masker.name == "everything"
+    assert recipe.masker.params == {"num_targets": 1}
+    recipe = load_recipe(
+        tiny_recipe,
+        ["masker.name=everything", "masker.params={}", "masker.params.num_targets=2"],
+        registry=reg,
+    )
+    assert recipe.masker.params == {"num_targets": 2}
+    with pytest.raises(ConfigError, match="masker.params.num_targets"):
+        load_recipe(tiny_recipe, ["masker.name=everything", "masker.params={num_targets: x}"],
+                    registry=reg)
+
+
+def test_third_party_masker_trains(fake_distribution, tiny_recipe):
+    reg = Registry()
+    trainer = jepakit.build(
+        tiny_recipe,
+        [
+            "masker.name=everything", "masker.params={num_targets: 2}",
+            "encoder.params.embed_dim=32", "encoder.params.depth=1", "encoder.params.num_heads=2",
+            "predictor.params.embed_dim=16", "predictor.params.depth=1",
+            "predictor.params.num_heads=2", "train.batch_size=4", "train.steps=2",
+            "logging.every_steps=1", "logging.progress=false", "data.params.num_samples=8",
+        ],
+        registry=reg,
+        write_files=False,
+    )
+    summary = trainer.fit()
+    assert summary["steps"] == 2
+    n = trainer.model.patch_grid[0] * trainer.model.patch_grid[1]
+    assert trainer.history[-1]["context_tokens"] == n
+    assert trainer.history[-1]["target_tokens"] == 2
+
+
+def test_autoload_disabled_skips_third_party(fake_distribution, monkeypatch):
+    monkeypatch.setenv("JEPAKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    reg = Registry()
+    assert "multiblock" in reg.components("masker")
+    assert "everything" not in reg.components("masker")
+    with pytest.raises(RegistryError, match="valid: .*multiblock"):
+        reg.get("masker", "everything")
+
+
+def test_entry_point_name_clash_is_not_silent(tmp_path, monkeypatch):
+    """A third-party entry point named like a shipped one ('ijepa') must not silently
+    hide it (or be hidden by it) depending on sys.path order."""
+    _install_fake(tmp_path, monkeypatch, "ijepa")
+    try:
+        try:
+            reg = Registry()
+            encoders, maskers = reg.components("encoder"), reg.components("masker")
+        except RegistryError as exc:
+            assert "ijepa" in str(exc) and "fake-jepakit-plugin" in str(exc)
+            return  # a loud clash naming both is the fix
+        assert "vit" in encoders and "everything" in maskers
+    finally:
+        sys.modules.pop("fake_jepakit_plugin", None)
+
+
+def test_broken_entry_point_is_a_registry_error(tmp_path, monkeypatch):
+    _install_fake(tmp_path, monkeypatch, "broken")
+    (tmp_path / "fake_jepakit_plugin-0.1.dist-info" / "entry_points.txt").write_text(
+        "[jepakit]\nbroken = no_such_module_for_jepakit\n"
+    )
+    with pytest.raises(RegistryError, match="fake-jepakit-plugin"):
+        Registry()
