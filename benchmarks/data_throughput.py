@@ -67,7 +67,7 @@ def pil_loop(urls: list[str], limit: int) -> float:
 
 def pipeline(recipe: Any, urls: str, workers: int, batch: int, batches: int) -> float:
     """Images/s of shards -> decode -> augment -> collate with masks, through the loader."""
-    from jepakit.data.loader import MaskCollator, build_loader
+    from jepakit.data.loader import MaskStream, build_loader
     from jepakit.registry import default_registry
 
     registry = default_registry()
@@ -78,13 +78,14 @@ def pipeline(recipe: Any, urls: str, workers: int, batch: int, batches: int) -> 
     dataset = registry.create("dataset", "webdataset", params, image_size=size, in_chans=chans,
                               seed=0)
     masker = registry.create("masker", recipe.masker.name, recipe.masker.params)
-    collate = MaskCollator(masker, (size // patch, size // patch), seed=0)
-    loader = build_loader(dataset, collate, batch, workers, seed=0)
+    masks = MaskStream(masker, (size // patch, size // patch), seed=0)
+    loader = build_loader(dataset, batch, workers, seed=0)
     it = iter(loader)
     next(it)
     start = time.perf_counter()
-    for _ in range(batches):
+    for step in range(batches):
         next(it)
+        masks(batch, step)  # the trainer draws each step's masks in the main process
     rate = batches * batch / (time.perf_counter() - start)
     del it, loader
     return rate

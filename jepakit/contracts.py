@@ -26,6 +26,11 @@ class Masks:
     context: list[torch.Tensor]
     targets: list[torch.Tensor]
 
+    def to(self, device: torch.device | str) -> Masks:
+        nb = torch.device(device).type == "cuda"
+        return Masks(context=[m.to(device, non_blocking=nb) for m in self.context],
+                     targets=[m.to(device, non_blocking=nb) for m in self.targets])
+
 
 @runtime_checkable
 class Encoder(Protocol):

@@ -64,6 +64,8 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     device: str = "auto"
     num_workers: int = attrs.field(default=0, validator=v.ge(0))
+    skip_nonfinite_steps: int = attrs.field(default=0, validator=v.ge(0))
+    """Skip up to N steps whose loss is NaN/inf before stopping (0: stop at the first)."""
 
     def __attrs_post_init__(self) -> None:
         check((self.steps is None) != (self.epochs is None),

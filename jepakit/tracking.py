@@ -62,11 +62,11 @@ class Progress:
                         dynamic_ncols=True, file=sys.stderr)
 
     def update_to(self, step: int, metrics: dict[str, float]) -> None:
-        self.bar.update(step - self.bar.n)
         self.bar.set_postfix(
             loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}",
             img_s=f"{metrics['images_per_s']:.0f}", refresh=False,
         )
+        self.bar.update(step - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -14,25 +15,72 @@ def register(sub: Any) -> None:
     run.add_argument("--run-dir", help="where to write the run (default runs/NAME-TIME)")
     run.add_argument("--dry-run", action="store_true",
                      help="validate, build models on the meta device, print sizes and FLOPs")
+    run.add_argument("--resume", metavar="auto|PATH",
+                     help="continue from the newest valid checkpoint of --run-dir, or from PATH")
+    dist = run.add_argument_group("distributed (hands off to torch.distributed.run)")
+    dist.add_argument("--nproc-per-node", type=int, default=1, help="processes on this node")
+    dist.add_argument("--nnodes", type=int, default=1, help="number of nodes")
+    dist.add_argument("--node-rank", type=int, default=0, help="this node's rank")
+    dist.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous (multi-node)")
+    dist.add_argument("--max-restarts", type=int, default=0,
+                      help="restart failed workers this often; they resume from the last checkpoint")
     run.set_defaults(func=run_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         return dry_run(args.recipe, args.overrides)
+    if (args.nproc_per_node > 1 or args.nnodes > 1) and "RANK" not in os.environ:
+        return launch(args)
+    from jepakit import distributed
     from jepakit.engine import build
 
-    trainer = build(args.recipe, args.overrides, run_dir=args.run_dir)
-    print(f"jepakit: training {trainer.recipe.name} for {trainer.total_steps} steps on "
-          f"{trainer.device}; run directory {trainer.run_dir}", file=sys.stderr)
-    s = trainer.fit()
-    print(
-        f"Trained {s['steps']} steps in {s['elapsed_s']:.1f} s ({s['images_per_s']:.1f} images/s). "
-        f"Loss went from {s['first_loss']:.4f} (first logged step) to {s['final_loss']:.4f}. "
-        f"Metrics: {s['run_dir']}/metrics.jsonl; recipe: {s['run_dir']}/recipe.yaml; "
-        f"checkpoints: {s['run_dir']}/checkpoints/."
-    )
+    try:
+        trainer = build(args.recipe, args.overrides, run_dir=args.run_dir, resume=args.resume)
+        if trainer.env.is_main:
+            print(f"jepakit: training {trainer.recipe.name} for {trainer.total_steps} steps on "
+                  f"{trainer.env.world_size} x {trainer.device}; run directory {trainer.run_dir}",
+                  file=sys.stderr)
+        s = trainer.fit()
+    finally:
+        distributed.shutdown()
+    if trainer.env.is_main:
+        print(summary_line(s))
     return 0
+
+
+def summary_line(s: dict) -> str:
+    end = "Preempted (SIGTERM): checkpoint saved. " if s.get("preempted") else ""
+    bad = (f"Skipped {s['bad_samples']} bad samples of {s['samples_read']} read (see run.log). "
+           if s.get("bad_samples") else "")
+    return (
+        f"{end}Trained {s['steps']} steps in {s['elapsed_s']:.1f} s "
+        f"({s['images_per_s']:.1f} images/s). Loss went from {s['first_loss']:.4f} (first "
+        f"logged step) to {s['final_loss']:.4f}. {bad}Metrics: {s['run_dir']}/metrics.jsonl; "
+        f"recipe: {s['run_dir']}/recipe.yaml; checkpoints: {s['run_dir']}/checkpoints/."
+    )
+
+
+def launch(args: argparse.Namespace) -> int:
+    """Re-run this command under torch.distributed.run with a run directory fixed up
+    front, so every process (and every restart) writes to and resumes from the same place."""
+    from jepakit import distributed
+    from jepakit.engine import default_run_dir
+    from jepakit.errors import ConfigError
+    from jepakit.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)  # fail fast, before any process starts
+    if args.nnodes > 1 and not args.run_dir:
+        raise ConfigError("--nnodes > 1 needs --run-dir on storage that every node shares")
+    run_dir = args.run_dir or str(default_run_dir(recipe))
+    resume = args.resume or ("auto" if args.max_restarts > 0 else None)
+    run_args = [args.recipe, *args.overrides, "--run-dir", run_dir]
+    if resume:
+        run_args += ["--resume", resume]
+    argv = distributed.torchrun_argv(run_args, args.nproc_per_node, args.nnodes, args.node_rank,
+                                     args.rdzv_endpoint, args.max_restarts)
+    print(f"jepakit: torchrun {' '.join(argv)}", file=sys.stderr)
+    return distributed.launch(argv)
 
 
 def dry_run(path: str, overrides: list[str]) -> int:

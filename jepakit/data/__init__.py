@@ -1,5 +1,5 @@
-"""Feeding images and masks to the engine."""
+"""Feeding images to the engine, and masks keyed on the step."""
 
-from jepakit.data.loader import Batch, MaskCollator, build_loader, infinite
+from jepakit.data.loader import Batch, Epochs, MaskStream, build_loader, collate, infinite
 
-__all__ = ["Batch", "MaskCollator", "build_loader", "infinite"]
+__all__ = ["Batch", "Epochs", "MaskStream", "build_loader", "collate", "infinite"]

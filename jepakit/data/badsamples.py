@@ -142,6 +142,14 @@ class DataHealth:
     def summary(self) -> dict[str, Any]:
         return self.metrics()
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"good": self.good, "bad": self.bad, "active": self.active}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.good = int(state.get("good", 0))
+        self.bad = int(state.get("bad", 0))
+        self.active = bool(state.get("active", False))
+
     def report(self) -> None:
         """One end-of-run line when anything was skipped."""
         if self.bad:

@@ -11,7 +11,7 @@ import torch
 import jepakit
 from jepakit import checkpoint
 from jepakit.contracts import Masks
-from jepakit.data.loader import MaskCollator
+from jepakit.data.loader import MaskStream, collate
 from jepakit.model import build_jepa
 from jepakit.recipe import load_recipe
 from jepakit.registry import Registry
@@ -149,7 +149,8 @@ def test_build_is_deterministic(tmp_path):
     losses, masks = [], []
     for _ in range(2):
         trainer = jepakit.build(TINY, overrides, registry=Registry(), write_files=False)
-        batch = next(iter(trainer.loader))
+        batch = next(trainer.batches)
+        batch.masks = trainer.masks(batch.images.shape[0], step=0)
         masks.append(batch.masks)
         with torch.no_grad():
             losses.append(float(trainer.model.loss(batch.images, batch.masks)))
@@ -169,9 +170,9 @@ def test_jepa_loss_follows_the_contracts():
     target features, predictions per target, a scalar loss with gradients."""
     recipe = load_recipe(TINY, OVERRIDES, registry=Registry())
     model, masker = build_jepa(recipe, Registry(), device="cpu")
-    collate = MaskCollator(masker, model.patch_grid, seed=0)
     images = torch.randn(4, 3, *model.image_size)
     batch = collate([(img, 0) for img in images])
+    batch.masks = MaskStream(masker, model.patch_grid, seed=0)(4, step=0)
     assert isinstance(batch.masks, Masks) and batch.images.shape == images.shape
     targets = model.targets(images, batch.masks)
     assert len(targets) == len(batch.masks.targets)
@@ -186,21 +187,24 @@ def test_jepa_loss_follows_the_contracts():
     assert all(p.grad is None for p in model.target_encoder.parameters())
 
 
-def test_mask_collator_pickles_and_reproduces():
-    """The collate function runs in loader workers: it pickles without its generator
-    and a fresh copy draws the same stream from its seed."""
+def test_mask_stream_is_keyed_on_seed_rank_and_step():
+    """Masks depend only on (seed, rank, step), so a resumed run draws the same ones,
+    and the stream pickles (the masker runs wherever the trainer does)."""
     import pickle
 
     recipe = load_recipe(TINY, OVERRIDES, registry=Registry())
     masker = Registry().create("masker", recipe.masker.name, recipe.masker.params)
-    collate = MaskCollator(masker, (8, 8), seed=3)
-    samples = [(torch.zeros(3, 32, 32), i) for i in range(4)]
-    first = collate(samples)
-    clone = pickle.loads(pickle.dumps(collate))
-    again = clone(samples)
-    assert again.labels.tolist() == [0, 1, 2, 3]
-    for a, b in zip(first.masks.context + first.masks.targets,
-                    again.masks.context + again.masks.targets, strict=True):
+    stream = MaskStream(masker, (8, 8), seed=3)
+    first = stream(4, step=7)
+    again = pickle.loads(pickle.dumps(stream))(4, step=7)
+    for a, b in zip(first.context + first.targets, again.context + again.targets, strict=True):
         assert torch.equal(a, b)
-    other = MaskCollator(masker, (8, 8), seed=4)(samples)
-    assert not all(torch.equal(a, b) for a, b in zip(first.masks.targets, other.masks.targets))
+
+    def differs(other):
+        return not all(torch.equal(a, b) for a, b in zip(first.targets, other.targets))
+
+    assert differs(stream(4, step=8))
+    assert differs(MaskStream(masker, (8, 8), seed=4)(4, step=7))
+    assert differs(MaskStream(masker, (8, 8), seed=3, rank=1)(4, step=7))
+    batch = collate([(torch.zeros(3, 32, 32), i) for i in range(4)])
+    assert batch.labels.tolist() == [0, 1, 2, 3] and batch.masks is None

@@ -11,7 +11,7 @@ from jepakit_data.webdataset import TarShards, WebDatasetConfig, make_webdataset
 from shardkit import KeyDecoder, as_worker, image_folder, write_image
 
 from jepakit.data.badsamples import tally
-from jepakit.data.loader import MaskCollator, build_loader
+from jepakit.data.loader import build_loader
 from jepakit.data.shards import make_shards
 from jepakit.errors import ConfigError, JepakitError
 
@@ -173,14 +173,7 @@ def test_loader_with_workers_carries_bad_counts(tmp_path):
     (tmp_path / "out" / "shard-000003.tar").write_bytes(b"\0" * 10)  # all 3 samples lost
     ds = dataset(tmp_path / "out" / "index.json", mode="exact")
 
-    class NoMasks:
-        def __call__(self, batch_size, grid, generator):
-            from jepakit.contracts import Masks
-
-            return Masks(context=[], targets=[])
-
-    loader = build_loader(ds, MaskCollator(NoMasks(), (2, 2), seed=0), batch_size=1,
-                          num_workers=2, seed=0)
+    loader = build_loader(ds, batch_size=1, num_workers=2, seed=0)
     good = bad = 0
     for _ in range(2):  # two epochs through persistent workers
         for batch in loader:
