@@ -7,6 +7,7 @@ runs the same ``jepakit run``.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from collections.abc import Sequence
@@ -68,7 +69,18 @@ def init(env: DistEnv, device: torch.device) -> None:
         return
     if device.type == "cuda":
         torch.cuda.set_device(env.local_rank)
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is not None and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        # After torchrun restarts the workers, the agent's store still holds the dead
+        # workers' gloo addresses under the same keys; a per-restart prefix keeps the
+        # new group from dialling them.
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                              is_master=False, timeout=datetime.timedelta(minutes=10))
+        dist.init_process_group(backend, store=dist.PrefixStore(f"jepakit/restart{restart}", store),
+                                rank=env.rank, world_size=env.world_size)
+    else:
+        dist.init_process_group(backend)
 
 
 def shutdown() -> None:

@@ -84,7 +84,8 @@ class Trainer:
         if self.recipe.train.skip_nonfinite_steps and not bool(torch.isfinite(loss)):
             self.skipped_steps += 1
             log.warning("step %d: loss is %s; step skipped (%d of %d allowed)", self.step + 1,
-                        float(loss), self.skipped_steps, self.recipe.train.skip_nonfinite_steps)
+                        float(loss.detach()), self.skipped_steps,
+                        self.recipe.train.skip_nonfinite_steps)
             if self.skipped_steps > self.recipe.train.skip_nonfinite_steps:
                 self.nonfinite.observe(loss)
             self.step += 1

@@ -23,7 +23,7 @@ import torch
 from attrs import validators as v
 
 from jepakit.contracts import Masks
-from jepakit.masking import MaskingError, check_grid, random_order, smallest_k
+from jepakit.masking import MaskingError, check_grid, random_order
 
 from ._checks import interval, ratio
 
@@ -55,19 +55,31 @@ ROUNDS_PER_DRAW = 8
 
 def add_blocks(grid: tuple[int, int], k: int, cfg: BlockwiseConfig, batch: int,
                generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Blocks added round by round: the covered patches ([batch, N] bool) and, per
-    patch, the number of rounds that ended with it uncovered (so earlier blocks
-    have smaller numbers, and uncovered patches the largest in their image). Blocks are added to every image with fewer than
-    ``k`` patches covered. In numpy: many small operations, where numpy's per-call
-    overhead is a fraction of torch's."""
+    """Add one block per round to every image with fewer than ``k`` patches covered.
+
+    Returns the covered patches ([batch, N] bool) and the patches covered before
+    each image's last round, so that the last block's new patches are
+    ``covered & ~before``. In numpy: many small operations, where numpy's per-call
+    overhead is a fraction of torch's; a block is the AND of a row band and a
+    column band looked up in precomputed tables.
+    """
     gh, gw = grid
     n = gh * gw
     cap = min(cfg.max_block_patches or n, n)
     lo = float(cfg.min_block_patches)
     log_lo, log_hi = math.log(cfg.aspect[0]), math.log(cfg.aspect[1])
-    rows, cols = np.arange(gh), np.arange(gw)
+    rows, cols = np.arange(n) // gw, np.arange(n) % gw
+    # row_band[top, h]: patches in rows top .. top+h-1 (likewise col_band), as [N] masks
+    starts = np.arange(gh)[:, None, None]
+    sides = np.arange(gh + 1)[None, :, None]
+    row_band = (rows >= starts) & (rows < starts + sides)
+    starts = np.arange(gw)[:, None, None]
+    sides = np.arange(gw + 1)[None, :, None]
+    col_band = (cols >= starts) & (cols < starts + sides)
+    dims = np.array([[gh], [gw]])
     masked = np.zeros((batch, n), dtype=bool)
-    added_in = np.zeros((batch, n), dtype=np.int16)  # rounds that ended with the patch free
+    before = np.zeros((batch, n), dtype=bool)
+    count = np.zeros(batch, dtype=np.int64)
     pending = np.arange(batch)  # images still short of k patches
     u = np.empty(0)
     for r in range(cfg.max_rounds):
@@ -75,23 +87,24 @@ def add_blocks(grid: tuple[int, int], k: int, cfg: BlockwiseConfig, batch: int,
             u = torch.rand(ROUNDS_PER_DRAW, 4, batch, generator=generator,  # depend on timing
                            dtype=torch.float64).numpy()
         u_area, u_aspect, u_top, u_left = u[r % ROUNDS_PER_DRAW][:, pending]
-        sub = masked[pending]
-        missing = np.clip(k - np.count_nonzero(sub, axis=1), 1, cap)
+        missing = np.minimum(np.maximum(k - count[pending], 1), cap)
         area = lo + u_area * (missing - lo)
-        aspect = np.exp(log_lo + u_aspect * (log_hi - log_lo))
-        h = np.clip(np.rint(np.sqrt(area * aspect)), 1, gh).astype(np.int64)
-        w = np.clip(np.rint(np.sqrt(area / aspect)), 1, gw).astype(np.int64)
-        top = np.minimum((u_top * (gh - h + 1)).astype(np.int64), gh - h)[:, None]
-        left = np.minimum((u_left * (gw - w + 1)).astype(np.int64), gw - w)[:, None]
-        in_rows = (rows >= top) & (rows < top + h[:, None])
-        in_cols = (cols >= left) & (cols < left + w[:, None])
-        sub |= (in_rows[:, :, None] & in_cols[:, None, :]).reshape(-1, n)
+        ratio = np.exp(log_lo + u_aspect * (log_hi - log_lo))
+        # heights and widths together: [2, m], then top and left corners likewise
+        hw = np.rint(np.sqrt(area * np.stack([ratio, 1 / ratio])))
+        hw = np.minimum(np.maximum(hw, 1), dims).astype(np.int64)
+        room = dims - hw
+        corner = np.minimum((np.stack([u_top, u_left]) * (room + 1)).astype(np.int64), room)
+        (h, w), (top, left) = hw, corner
+        sub = masked[pending]
+        before[pending] = sub
+        sub |= row_band[top, h] & col_band[left, w]
         masked[pending] = sub
-        added_in[pending] += ~sub
-        pending = pending[np.count_nonzero(sub, axis=1) < k]
+        count[pending] = np.count_nonzero(sub, axis=1)
+        pending = pending[count[pending] < k]
         if pending.size == 0:
             break
-    return masked, added_in
+    return masked, before
 
 
 def border(masked: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -122,17 +135,24 @@ class BlockwiseMasker:
         if n < 2:
             raise MaskingError(f"blockwise masking needs at least 2 patches, got a {gh}x{gw} grid")
         k = min(max(round(cfg.mask_ratio * n), 1), n - 1)
-        masked, added_in = add_blocks((gh, gw), k, cfg, batch_size, generator)
-        # earliest blocks first; the overshooting last block from a random raster start;
-        # should the blocks fall short, random border patches, then any
+        masked, before = add_blocks((gh, gw), k, cfg, batch_size, generator)
+        # earlier blocks first (rank 0), then the last block's new patches (1 ..) from a
+        # random raster start, so an overshooting last block keeps a contiguous run
         start = torch.randint(0, n, (batch_size, 1), generator=generator).numpy()
         run = np.arange(n) - start
         run[run < 0] += n
-        fill = np.where(border(masked, (gh, gw)), 0, 1 << 31)
-        fill = fill + random_order(batch_size, n, generator).numpy()
-        keys = (added_in.astype(np.int64) << 33) + np.where(masked, run, fill)
-        target = smallest_k(torch.from_numpy(keys), k)
+        rank = np.where(before, 0, 1 + run)
+        if np.count_nonzero(masked, axis=1).min() >= k:
+            keys = np.where(masked, rank, n + 1).astype(np.int32)
+        else:  # blocks fell short: random border patches next (2), then any (3)
+            fill = np.where(border(masked, (gh, gw)), 2 << 32, 3 << 32)
+            fill = fill + random_order(batch_size, n, generator).numpy()
+            keys = np.where(masked, rank, fill)
+        # the k smallest keys are distinct at the threshold (ties are only among
+        # earlier blocks, all kept, or among uncovered patches, none kept)
+        kth = np.partition(keys, k - 1, axis=1)[:, k - 1:k]
+        target = keys <= kth
         return Masks(
-            context=[(~target).nonzero()[:, 1].view(batch_size, n - k)],
-            targets=[target.nonzero()[:, 1].view(batch_size, k)],
+            context=[torch.from_numpy(np.nonzero(~target)[1].reshape(batch_size, n - k))],
+            targets=[torch.from_numpy(np.nonzero(target)[1].reshape(batch_size, k))],
         )
