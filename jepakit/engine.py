@@ -57,6 +57,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.nonfinite = NonFiniteWatch()
         self.skipped_steps = 0
+        self.last_batch: Batch | None = None
         self.data_health = DataHealth.for_dataset(getattr(batches.loader, "dataset", None))
         self.encoder, self.predictor = model.encoder, model.predictor
         if self.env.distributed:
@@ -123,10 +124,11 @@ class Trainer:
                     if logging_now or self.step == self.total_steps or preempted:
                         metrics = self._metrics(loss, batch, clock.rate(images_since))
                         images_since = 0
-                        writer.write(metrics)
+                        self.last_batch = batch  # for monitors in jepakit_on_step_end
+                        hook.jepakit_on_step_end(trainer=self, step=self.step, metrics=metrics)
+                        writer.write(metrics)  # after the hook: plugins may add metrics
                         self.history.append(metrics)
                         progress.update_to(self.step, metrics)
-                        hook.jepakit_on_step_end(trainer=self, step=self.step, metrics=metrics)
                     if saving_now or preempted or self.step == self.total_steps:
                         self.save_checkpoint()
         finally:

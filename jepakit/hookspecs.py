@@ -112,7 +112,10 @@ def jepakit_on_train_start(trainer: Any) -> None:
 
 @hookspec
 def jepakit_on_step_end(trainer: Any, step: int, metrics: dict[str, float]) -> None:
-    """Called after every logged step with that step's metrics (already on the host).
+    """Called after every logged step with that step's metrics (already on the host),
+    before they are written: a plugin may add keys to ``metrics`` (monitors do).
+    ``trainer.last_batch`` holds the batch of that step, masks included. Every rank
+    calls it; ``trainer.env.is_main`` tells rank 0.
 
     Example::
 
