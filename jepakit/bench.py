@@ -94,8 +94,7 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
         _sync(device)
         start = time.perf_counter()
         masks = masker(batch, model.patch_grid, generator)
-        masks_dev = type(masks)(context=[m.to(device) for m in masks.context],
-                                targets=[m.to(device) for m in masks.targets])
+        masks_dev = masks.to(device)
         schedules.apply(optimizer, step)
         with autocast(device, dtype):
             loss = loss_fn(images, masks_dev)

@@ -109,3 +109,16 @@ def test_paper_sizes_on_meta(size, patch, expected):
     count = sum(p.numel() for p in model.parameters())
     assert next(model.parameters()).device.type == "meta"
     assert abs(count - expected) / expected < 0.03, f"{size}: {count:,}"
+
+
+def test_fused_attention_matches_naive_softmax_attention():
+    """The fused scaled_dot_product_attention path equals softmax(q k^T / sqrt(d)) v."""
+    from jepakit_ijepa.vit import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(dim=32, num_heads=4)
+    x = torch.randn(3, 10, 32)
+    q, k, v = attn.qkv(x).view(3, 10, 3, 4, 8).permute(2, 0, 3, 1, 4)
+    weights = (q @ k.transpose(-2, -1) / 8**0.5).softmax(dim=-1)
+    reference = attn.proj((weights @ v).transpose(1, 2).reshape(3, 10, 32))
+    torch.testing.assert_close(attn(x), reference, atol=1e-5, rtol=1e-5)
