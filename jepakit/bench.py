@@ -88,6 +88,7 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
     h, w = model.image_size
     images = torch.randn(batch, model.in_chans, h, w, device=device)
     generator = torch.Generator().manual_seed(recipe.train.seed)
+    meta_model, _ = build_jepa(recipe, registry, "meta")  # for counting FLOPs per mask size
     times, flops = [], []
     flop_cache: dict[tuple, int] = {}
     for step in range(warmup + steps):
@@ -108,7 +109,6 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
             times.append(elapsed)
             key = tuple(m.shape[1] for m in masks.context + masks.targets)
             if key not in flop_cache:
-                meta_model, _ = build_jepa(recipe, registry, "meta")
                 flop_cache[key] = train_step_flops(meta_model, masks)
             flops.append(flop_cache[key])
     median = statistics.median(times)

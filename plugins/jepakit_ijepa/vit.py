@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from attrs import validators as v
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from jepakit.ops import gather_tokens, patchify, sincos_pos_embed_2d
 
@@ -43,6 +44,8 @@ class ViTConfig:
     num_heads: int | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
     mlp_ratio: float | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
     drop_path: float = attrs.field(default=0.0, validator=[v.ge(0), v.lt(1)])
+    activation_checkpointing: bool = False
+    """Recompute each block in the backward pass: less memory for larger batches, ~1/3 more compute."""
 
     def __attrs_post_init__(self) -> None:
         if self.size not in VIT_SIZES:
@@ -186,5 +189,8 @@ class VisionTransformer(nn.Module):
         pos = self.pos_embed.to(x.dtype)
         x = x + (pos if keep is None else pos[0][keep])
         for block in self.blocks:
-            x = block(x)
+            if self.config.activation_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
         return self.norm(x)

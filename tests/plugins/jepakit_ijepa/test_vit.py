@@ -122,3 +122,17 @@ def test_fused_attention_matches_naive_softmax_attention():
     weights = (q @ k.transpose(-2, -1) / 8**0.5).softmax(dim=-1)
     reference = attn.proj((weights @ v).transpose(1, 2).reshape(3, 10, 32))
     torch.testing.assert_close(attn(x), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_activation_checkpointing_gives_the_same_outputs_and_gradients():
+    grads = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        vit = VisionTransformer(ViTConfig(image_size=16, patch_size=4, embed_dim=32, depth=2,
+                                          num_heads=2, activation_checkpointing=flag))
+        x = torch.randn(2, 3, 16, 16)
+        out = vit(x, keep=torch.tensor([[0, 3, 5], [1, 2, 15]]))
+        out.square().mean().backward()
+        grads.append((out.detach(), vit.blocks[0].attn.qkv.weight.grad.clone()))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1])
