@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RECIPE ?= recipes/ijepa_tiny.yaml
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv run test lint clean data
+.PHONY: venv run test lint clean data example-plugin
 
 venv: $(BIN)/jepakit
 
@@ -19,8 +19,16 @@ $(BIN)/jepakit: pyproject.toml
 run: venv
 	$(BIN)/jepakit run $(RECIPE)
 
-test: venv
+test: venv example-plugin
 	$(BIN)/python -m pytest -q
+
+# The third-party plugin example, installed like any user's plugin package; its test
+# (tests/examples/) then trains a recipe through its entry point and the jepakit command.
+example-plugin: $(VENV)/.example-plugin
+
+$(VENV)/.example-plugin: examples/jepakit-plugin-example/pyproject.toml | venv
+	$(BIN)/python -m pip install --quiet --no-deps -e examples/jepakit-plugin-example
+	touch $@
 
 # Fashion-MNIST as WebDataset shards (the real-data default, recipes/ijepa_fmnist.yaml).
 # The four IDX files come from Debian's dataset-fashion-mnist when they are missing

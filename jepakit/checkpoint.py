@@ -58,7 +58,11 @@ def load(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torn file, foreign pickle, ...
-        raise JepakitError(f"checkpoint {path} is unreadable: {exc}") from None
+        reason = " ".join(str(exc).split("\n\n")[0].split())  # torch's messages span paragraphs
+        if "Weights only load failed" in str(exc):
+            reason = ("it holds pickled objects other than tensors and plain data, which "
+                      "weights_only loading refuses (a checkpoint must not run code)")
+        raise JepakitError(f"checkpoint {path} is unreadable: {reason[:300]}") from None
 
 
 def latest_valid(directory: Path, log: Any = None) -> tuple[Path, dict[str, Any]] | None:
