@@ -82,7 +82,8 @@ class Trainer:
             loss = self.model.loss(batch.images, masks, self.encoder, self.predictor)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.recipe.train.skip_nonfinite_steps and not bool(torch.isfinite(loss)):
+        # DDP averages gradients, so one rank's NaN reaches all: every rank decides alike.
+        if self.recipe.train.skip_nonfinite_steps and _any_rank(not bool(torch.isfinite(loss))):
             self.skipped_steps += 1
             log.warning("step %d: loss is %s; step skipped (%d of %d allowed)", self.step + 1,
                         float(loss.detach()), self.skipped_steps,
@@ -101,6 +102,11 @@ class Trainer:
         return loss.detach()
 
     def fit(self) -> dict[str, Any]:
+        """Train to ``total_steps`` (or until preempted); returns the run summary."""
+        with PreemptionFlag() as preemption:  # first: SIGTERM during start-up saves too
+            return self._fit(preemption)
+
+    def _fit(self, preemption: PreemptionFlag) -> dict[str, Any]:
         cfg = self.recipe
         hook = self.registry.hook()
         main = self.env.is_main
@@ -109,28 +115,27 @@ class Trainer:
         clock, images_since, preempted = Throughput(), 0, False
         hook.jepakit_on_train_start(trainer=self)
         try:
-            with PreemptionFlag() as preemption:
-                while self.step < self.total_steps and not preempted:
-                    batch = next(self.batches).to(self.device)
-                    self.data_health.update(batch.data_stats)  # may stop the run
-                    loss = self.train_step(batch)
-                    images_since += batch.images.shape[0] * self.env.world_size
-                    logging_now = self.step % cfg.logging.every_steps == 0
-                    saving_now = bool(cfg.checkpoint.every_steps) and \
-                        self.step % cfg.checkpoint.every_steps == 0
-                    if logging_now or saving_now or self.step == self.total_steps:
-                        self._check_finite()
-                        preempted = _any_rank(preemption.requested)
-                    if logging_now or self.step == self.total_steps or preempted:
-                        metrics = self._metrics(loss, batch, clock.rate(images_since))
-                        images_since = 0
-                        self.last_batch = batch  # for monitors in jepakit_on_step_end
-                        hook.jepakit_on_step_end(trainer=self, step=self.step, metrics=metrics)
-                        writer.write(metrics)  # after the hook: plugins may add metrics
-                        self.history.append(metrics)
-                        progress.update_to(self.step, metrics)
-                    if saving_now or preempted or self.step == self.total_steps:
-                        self.save_checkpoint()
+            while self.step < self.total_steps and not preempted:
+                batch = next(self.batches).to(self.device)
+                self.data_health.update(batch.data_stats)  # may stop the run
+                loss = self.train_step(batch)
+                images_since += batch.images.shape[0] * self.env.world_size
+                logging_now = self.step % cfg.logging.every_steps == 0
+                saving_now = bool(cfg.checkpoint.every_steps) and \
+                    self.step % cfg.checkpoint.every_steps == 0
+                if logging_now or saving_now or self.step == self.total_steps:
+                    self._check_finite()
+                    preempted = _any_rank(preemption.requested)
+                if logging_now or self.step == self.total_steps or preempted:
+                    metrics = self._metrics(loss, batch, clock.rate(images_since))
+                    images_since = 0
+                    self.last_batch = batch  # for monitors in jepakit_on_step_end
+                    hook.jepakit_on_step_end(trainer=self, step=self.step, metrics=metrics)
+                    writer.write(metrics)  # after the hook: plugins may add metrics
+                    self.history.append(metrics)
+                    progress.update_to(self.step, metrics)
+                if saving_now or preempted or self.step == self.total_steps:
+                    self.save_checkpoint()
         finally:
             progress.close()
             writer.close()

@@ -39,3 +39,23 @@ def repo_root() -> Path:
 @pytest.fixture()
 def tiny_recipe() -> Path:
     return REPO_ROOT / "recipes" / "ijepa_tiny.yaml"
+
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_processes():
+    """Kill any child process a test left running (with its process group, which holds
+    torchrun's workers), so a failed or hung test leaves nothing behind."""
+    yield
+    import signal
+
+    import psutil
+
+    for child in psutil.Process().children():
+        try:
+            if os.getpgid(child.pid) == child.pid:
+                os.killpg(child.pid, signal.SIGKILL)
+            else:
+                child.kill()
+        except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
+            pass

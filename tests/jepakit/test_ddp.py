@@ -81,9 +81,10 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     full_env.update(env or {})
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         full_env.pop(var, None)
-    return subprocess.Popen([sys.executable, "-m", "jepakit.cli", "run", TINY, *TINY_MODEL, *args],
+    proc = subprocess.Popen([sys.executable, "-m", "jepakit.cli", "run", TINY, *TINY_MODEL, *args],
                             cwd=REPO, env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return proc
 
 
 def steps_logged(run_dir: Path) -> list[int]:

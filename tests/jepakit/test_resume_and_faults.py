@@ -34,8 +34,9 @@ def run_cli(repo_root: Path, run_dir: Path, *args: str, **popen) -> subprocess.P
     env.update(popen.pop("env", {}))
     cmd = [sys.executable, "-m", "jepakit.cli", "run", str(repo_root / "recipes/ijepa_tiny.yaml"),
            *TINY_MODEL, "--run-dir", str(run_dir), *args]
-    return subprocess.Popen(cmd, cwd=repo_root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)
+    proc = subprocess.Popen(cmd, cwd=repo_root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, **popen)
+    return proc
 
 
 def losses(run_dir: Path) -> dict[int, float]:
@@ -61,14 +62,16 @@ def test_sigkill_then_resume_auto_reproduces_losses(repo_root, tmp_path, nproc):
     steps = ["train.steps=10", "checkpoint.every_steps=4", "checkpoint.keep_last=5"]
     launch = ["--nproc-per-node", str(nproc)] if nproc > 1 else []
     whole = run_cli(repo_root, tmp_path / "whole", *steps, *launch)
-    assert whole.wait(timeout=300) == 0, whole.stderr.read()
+    _, err = whole.communicate(timeout=300)
+    assert whole.returncode == 0, err
 
-    killed = run_cli(repo_root, tmp_path / "killed", *steps, *launch, start_new_session=True)
+    killed = run_cli(repo_root, tmp_path / "killed", *steps, *launch)
     wait_for(tmp_path / "killed/checkpoints/step_00000004.pt", killed)
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait(timeout=60)
     resumed = run_cli(repo_root, tmp_path / "killed", *steps, *launch, "--resume", "auto")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
 
     expected, got = losses(tmp_path / "whole"), losses(tmp_path / "killed")
     assert sorted(got) == sorted(expected) == list(range(1, 11))
