@@ -44,8 +44,9 @@ def tiny_recipe() -> Path:
 
 @pytest.fixture(autouse=True)
 def _kill_leftover_processes():
-    """Kill any child process a test left running (with its process group, which holds
-    torchrun's workers), so a failed or hung test leaves nothing behind."""
+    """Kill any command a test started in its own session (``start_new_session=True``)
+    and left running, with its process group (torchrun's workers), so a failed or hung
+    test leaves nothing behind. Loader workers share pytest's group and are left alone."""
     yield
     import signal
 
@@ -55,7 +56,5 @@ def _kill_leftover_processes():
         try:
             if os.getpgid(child.pid) == child.pid:
                 os.killpg(child.pid, signal.SIGKILL)
-            else:
-                child.kill()
         except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
             pass
