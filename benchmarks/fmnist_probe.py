@@ -112,7 +112,7 @@ def pretrain(recipe: str, overrides: list[str], steps: int, budget_s: float, run
 def probe(source: F.FeatureSource, layers: F.Layers, args: argparse.Namespace,
           cache: Path) -> dict[str, Any]:
     data = prepare(source, str(DATA), layers=layers, batch_size=512, cache_dir=cache,
-                   num_workers=0)
+                   num_workers=0, train_limit=args.train_limit)
     linear = run_linear(source, data, max_iter=args.probe_iters)
     knn = run_knn(source, data)
     return {"source": source.description, "layers": data.layers,
@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibration-steps", type=int, default=15)
     p.add_argument("--probe-iters", type=int, default=100, help="L-BFGS iterations per fit")
     p.add_argument("--out", default=None, help="output folder (default runs/fmnist_probe-TIME)")
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="probe on the first N training images only (quick tuning runs)")
     p.add_argument("--skip-baselines", action="store_true",
                    help="probe only the pretrained encoder (for tuning)")
     args = p.parse_args(argv)
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_wall_s": train_s, "images_seen": summary["steps"] * batch,
         "epochs": summary["steps"] * batch / 60000, "final_loss": summary["final_loss"],
         "run_dir": str(out / "pretrain"), "machine": machine, "rows": rows,
+        "probe_train_images": args.train_limit or 60000,
         "command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")

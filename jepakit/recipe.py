@@ -43,7 +43,7 @@ class OptimConfig:
     final_weight_decay: float = attrs.field(default=0.4, validator=v.ge(0))
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = attrs.field(default=1e-8, validator=v.gt(0))
-    grad_clip: float | None = None
+    grad_clip: float | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
 
     def __attrs_post_init__(self) -> None:
         check(self.warmup_steps is None or self.warmup_epochs is None,
@@ -57,8 +57,8 @@ class TrainConfig:
     """Length and shape of training. ``batch_size`` is the global batch."""
 
     steps: int | None = None
-    epochs: float | None = None
-    samples_per_epoch: int | None = None
+    epochs: float | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
+    samples_per_epoch: int | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
     batch_size: int = attrs.field(default=64, validator=v.gt(0))
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -98,8 +98,27 @@ class CheckpointConfig:
 
 @attrs.define
 class LoggingConfig:
+    """What a run records besides metrics.jsonl (the monitors plugin reads the rest;
+    docs/monitoring.md)."""
+
     every_steps: int = attrs.field(default=10, validator=v.gt(0))
     progress: bool = True
+    aim: bool = True
+    """Also write an aim run: recipe, metrics, system info, mask pictures (`jepakit ui`)."""
+    aim_repo: str | None = None
+    """Folder of the aim repository (default: the run directory's parent, e.g. runs/)."""
+    monitor_every_steps: int = attrs.field(default=100, validator=v.ge(0))
+    """Collapse monitors (RankMe, feature spread, prediction-target cosine); 0: off."""
+    mask_images_every_steps: int = attrs.field(default=500, validator=v.ge(0))
+    """A picture of sampled masks in the aim run; 0: off."""
+    knn_every_steps: int = attrs.field(default=0, validator=v.ge(0))
+    """In-training k-NN accuracy of the target encoder on ``knn_data``; 0: off."""
+    knn_data: str | None = None
+    """Labelled data for the k-NN monitor (as `jepakit eval --data`)."""
+    knn_train_samples: int = attrs.field(default=2000, validator=v.gt(0))
+    knn_test_samples: int = attrs.field(default=1000, validator=v.gt(0))
+    loss_curve: bool = True
+    """Write loss.png (loss and monitors against step) at the end of the run."""
 
 
 @attrs.define

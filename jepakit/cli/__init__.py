@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from jepakit.errors import JepakitError
 
-COMMAND_MODULES = ("run", "plugins", "recipe", "bench", "shards", "masks", "convert", "export")
+COMMAND_MODULES = ("run", "plugins", "recipe", "bench", "shards", "masks", "convert", "export", "eval", "ui")
 """Modules of :mod:`jepakit.cli` whose ``register(subparsers)`` adds commands."""
 
 

@@ -1,0 +1,133 @@
+"""``jepakit eval linear|knn (--run DIR | --checkpoint PATH | --random-init RECIPE | --pixels)
+--data PATH [--test-data PATH] [--layers last|last4] [--shots K] [--json PATH]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from jepakit.errors import JepakitError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    src = p.add_argument_group("what to evaluate (one of)")
+    src.add_argument("--run", help="run directory: its newest loadable checkpoint")
+    src.add_argument("--checkpoint", help="a checkpoint file")
+    src.add_argument("--random-init", metavar="RECIPE",
+                     help="the recipe's encoder with random weights (a baseline)")
+    src.add_argument("--pixels", action="store_true", help="raw pixels (a baseline)")
+    d = p.add_argument_group("data")
+    d.add_argument("--data", required=True,
+                   help="labelled images: shards (folder, index.json, .tar pattern), a folder of "
+                        "class folders, or the Fashion-MNIST IDX folder; a folder holding train/ "
+                        "and test/ (or val/) gives both splits")
+    d.add_argument("--test-data", help="the test set (default: the test split of --data, or "
+                                       "20%% held out of it)")
+    d.add_argument("--format", default="auto",
+                   choices=["auto", "shards", "imagefolder", "fashion-mnist"])
+    d.add_argument("--shots", type=int, help="low-shot: K training examples per class")
+    d.add_argument("--crop-ratio", type=float, default=1.0,
+                   help="resize to size/ratio, centre-crop to size (0.875 for ImageNet)")
+    f = p.add_argument_group("features")
+    f.add_argument("--layers", default="last", choices=["last", "last4"],
+                   help="average-pooled last layer, or the last 4 layers concatenated")
+    f.add_argument("--batch-size", type=int, default=256)
+    f.add_argument("--num-workers", type=int, default=0, help="image-decoding processes")
+    f.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    f.add_argument("--cache-dir", help="feature cache (default RUN/eval/cache)")
+    f.add_argument("--no-cache", action="store_true", help="extract again, cache nothing")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", dest="json_path",
+                   help="write the results here (default RUN/eval/<protocol>-<layers>.json)")
+
+
+def register(sub: Any) -> None:
+    ev = sub.add_parser("eval", help="linear probe or k-NN on frozen target-encoder features")
+    protocols = ev.add_subparsers(dest="protocol", required=True)
+    linear = protocols.add_parser("linear", help="linear probe (logistic regression, L-BFGS)")
+    _common(linear)
+    linear.add_argument("--max-iter", type=int, default=100, help="L-BFGS iterations per fit")
+    linear.set_defaults(func=eval_command)
+    knn = protocols.add_parser("knn", help="weighted k-nearest-neighbour classification")
+    _common(knn)
+    knn.add_argument("--k", type=int, default=20)
+    knn.add_argument("--temperature", type=float, default=0.07)
+    knn.set_defaults(func=eval_command)
+
+
+def _source(args: argparse.Namespace) -> Any:
+    from jepakit.eval import features as F
+
+    chosen = [n for n in ("run", "checkpoint", "random_init") if getattr(args, n)]
+    chosen += ["pixels"] if args.pixels else []
+    if len(chosen) != 1:
+        raise JepakitError("say what to evaluate: exactly one of --run, --checkpoint, "
+                           "--random-init or --pixels")
+    if args.run:
+        return F.from_run(args.run)
+    if args.checkpoint:
+        return F.from_checkpoint(args.checkpoint)
+    if args.random_init:
+        return F.from_recipe(args.random_init)
+    return None  # pixels: sized after the data
+
+
+def _pixels_source(args: argparse.Namespace) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    from jepakit.eval import features as F
+    from jepakit.eval.data import EvalImages, resolve_pair
+
+    train, _ = resolve_pair(args.data, args.test_data, args.format)
+    first: Any = EvalImages(train, lambda im: im, 3, limit=1)  # type: ignore[arg-type,return-value]
+    image = next(iter(first), (None, 0))[0]
+    if not isinstance(image, Image.Image):
+        raise JepakitError(f"{train.describe()}: could not read a first image")
+    rgb = np.asarray(image.convert("RGB"))
+    grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    return F.pixels(min(image.size), 1 if grey else 3)
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    from jepakit.eval.protocols import prepare, run_knn, run_linear, summary_line
+    from jepakit.runtime import select_device
+    from jepakit.tracking import setup_logging
+
+    setup_logging(None)
+    if args.shots is not None and args.shots < 1:
+        raise JepakitError("--shots must be >= 1")
+    if args.batch_size < 1:
+        raise JepakitError("--batch-size must be >= 1")
+    device = select_device(args.device)
+    source = _source(args) or _pixels_source(args)
+    data = prepare(source, args.data, args.test_data, args.format, args.layers, args.shots,
+                   batch_size=args.batch_size, num_workers=args.num_workers,
+                   cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                   use_cache=not args.no_cache, crop_ratio=args.crop_ratio, seed=args.seed,
+                   progress=sys.stderr.isatty(), device=device)
+    if args.protocol == "linear":
+        result = run_linear(source, data, args.shots, seed=args.seed, max_iter=args.max_iter)
+    else:
+        result = run_knn(source, data, args.shots, args.k, args.temperature)
+    out = _json_path(args, source, data.layers)
+    if out is not None:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result, indent=2) + "\n")
+        except OSError as exc:
+            raise JepakitError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(summary_line(result) + (f" -> {out}" if out else ""))
+    return 0
+
+
+def _json_path(args: argparse.Namespace, source: Any, layers: str) -> Path | None:
+    if args.json_path:
+        return Path(args.json_path)
+    if source.run_dir is None:
+        return None
+    shots = f"-{args.shots}shot" if args.shots else ""
+    return Path(source.run_dir) / "eval" / f"{args.protocol}-{layers}{shots}.json"

@@ -1,0 +1,328 @@
+"""Frozen features of a run's target encoder, extracted once and cached.
+
+I-JEPA evaluates the *target* encoder, average-pooled over patches, from the last
+layer or the last 4 layers concatenated (Assran et al., 2023, arXiv 2301.08243,
+section 5 and appendix C). The encoder contract only promises the last layer
+(``encoder(images) -> tokens [B, N, D]``); for "last 4" jepakit runs the blocks
+itself when the encoder exposes the shipped ViT's parts (``patch_embed``,
+``pos_embed``, ``blocks``, ``norm``), applying the final norm to each of the last
+four block outputs as DINO's ``get_intermediate_layers`` does. Other encoders
+give the last layer only (with a warning).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import weakref
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from jepakit import checkpoint as ckpt
+from jepakit.errors import JepakitError
+from jepakit.eval.data import (
+    EvalImages,
+    LabelledSource,
+    UnlabelledError,
+    collate_eval,
+    eval_transform,
+)
+
+log = logging.getLogger("jepakit")
+
+Layers = Literal["last", "last4"]
+LAYERS: tuple[str, ...] = ("last", "last4")
+CACHE_VERSION = 1
+
+
+@attrs.define
+class FeatureSource:
+    """What turns images into features: a target encoder, or raw pixels (``encoder`` None)."""
+
+    encoder: nn.Module | None
+    description: str
+    fingerprint: str
+    """Changes whenever the weights could have: path, size and mtime of the checkpoint."""
+    image_size: int
+    in_chans: int
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    run_dir: Path | None = None
+    checkpoint: Path | None = None
+    step: int | None = None
+
+
+def _norm_stats(data_params: dict[str, Any]) -> tuple[tuple[float, ...] | None, ...]:
+    mean, std = data_params.get("mean"), data_params.get("std")
+    if mean is None or std is None:
+        return None, None
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+def encoder_from_recipe(recipe: Any, registry: Any = None, state: dict[str, Any] | None = None,
+                        ) -> nn.Module:
+    """The target encoder of ``recipe`` (rebuilt with :func:`jepakit.model.build_jepa`),
+    with the ``target_encoder`` weights of ``state`` when given, else as initialised."""
+    from jepakit.model import build_jepa
+    from jepakit.registry import default_registry
+    from jepakit.runtime import seed_everything
+
+    seed_everything(recipe.train.seed)  # random init: the weights training starts from
+    model, _ = build_jepa(recipe, registry or default_registry(), "cpu")
+    encoder = model.target_encoder
+    if state is not None:
+        try:
+            encoder.load_state_dict(state["target_encoder"])
+        except (KeyError, RuntimeError) as exc:
+            raise JepakitError(f"the checkpoint's target_encoder does not fit its recipe: "
+                               f"{str(exc).splitlines()[0]}") from None
+    return encoder.eval().requires_grad_(False)
+
+
+def _recipe_of(state: dict[str, Any], where: Path, registry: Any) -> Any:
+    from jepakit.recipe import load_recipe
+
+    if "recipe" not in state or "target_encoder" not in state:
+        raise JepakitError(f"{where} is not a jepakit training checkpoint (no recipe or "
+                           "target_encoder)")
+    return load_recipe(state["recipe"], (), registry)
+
+
+def _source_for(recipe: Any, encoder: Any, description: str, fingerprint: str,
+                **extra: Any) -> FeatureSource:
+    """Sizes from the encoder contract (``image_size``, ``in_chans``); normalisation from
+    the recipe's data params, as in training."""
+    mean, std = _norm_stats(dict(recipe.data.params))
+    return FeatureSource(encoder, description, fingerprint, image_size=int(encoder.image_size[0]),
+                         in_chans=int(encoder.in_chans), mean=mean, std=std, **extra)
+
+
+def _file_fingerprint(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def from_checkpoint(path: str | Path, registry: Any = None) -> FeatureSource:
+    """The target encoder saved in a checkpoint file."""
+    p = Path(path)
+    state = ckpt.load(p)  # JepakitError when missing or unreadable
+    recipe = _recipe_of(state, p, registry)
+    encoder = encoder_from_recipe(recipe, registry, state)
+    step = int(state.get("step", 0))
+    run_dir = p.parent.parent if p.parent.name == "checkpoints" else None
+    return _source_for(recipe, encoder, f"{recipe.name} step {step} target encoder ({p})",
+                       _file_fingerprint(p), run_dir=run_dir, checkpoint=p, step=step)
+
+
+def from_run(run_dir: str | Path, registry: Any = None) -> FeatureSource:
+    """The target encoder of a run directory's newest loadable checkpoint."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise JepakitError(f"run directory not found: {d}")
+    found = ckpt.latest_valid(d / "checkpoints", log)
+    if found is None:
+        raise JepakitError(f"no checkpoint in {d / 'checkpoints'}: train first, or pass "
+                           "--checkpoint PATH")
+    path, state = found
+    recipe = _recipe_of(state, path, registry)
+    encoder = encoder_from_recipe(recipe, registry, state)
+    step = int(state.get("step", 0))
+    return _source_for(recipe, encoder, f"{recipe.name} step {step} target encoder ({path})",
+                       _file_fingerprint(path), run_dir=d, checkpoint=path, step=step)
+
+
+def from_recipe(recipe_path: str | Path, overrides: tuple[str, ...] = (), registry: Any = None
+                ) -> FeatureSource:
+    """The recipe's encoder with random weights (the baseline learning must beat)."""
+    from jepakit.recipe import load_recipe
+
+    recipe = load_recipe(recipe_path, overrides, registry)
+    encoder = encoder_from_recipe(recipe, registry)
+    digest = hashlib.sha1(json.dumps(_plain(recipe), sort_keys=True).encode()).hexdigest()[:12]
+    return _source_for(recipe, encoder, f"{recipe.name} random init", f"random:{digest}")
+
+
+def pixels(image_size: int, in_chans: int, mean: tuple[float, ...] | None = None,
+           std: tuple[float, ...] | None = None) -> FeatureSource:
+    """Raw pixels (resized, normalised), the baseline any encoder should beat."""
+    return FeatureSource(None, f"raw pixels {in_chans}x{image_size}x{image_size}",
+                         "pixels", image_size, in_chans, mean, std)
+
+
+def _plain(recipe: Any) -> Any:
+    from jepakit.config import unstructure
+
+    return unstructure(recipe)
+
+
+# -- encoding ----------------------------------------------------------------------------
+_LAYOUT_OK: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
+
+
+def has_blocks(encoder: nn.Module) -> bool:
+    """Whether :func:`encode` can read intermediate layers: the encoder has the shipped
+    ViT's parts (``patch_embed``, ``pos_embed``, ``blocks``, ``norm``) *and* running them
+    by hand reproduces ``encoder(images)`` (checked once on a random image, so a
+    look-alike with a class token or another forward is not misread)."""
+    if not all(hasattr(encoder, a) for a in ("patch_embed", "pos_embed", "blocks", "norm")):
+        return False
+    if encoder not in _LAYOUT_OK:
+        try:
+            h, w = getattr(encoder, "image_size", (224, 224))
+            param = next(encoder.parameters())
+            x = torch.randn(2, int(getattr(encoder, "in_chans", 3)), int(h), int(w),
+                            generator=torch.Generator().manual_seed(0)).to(param)
+            with torch.inference_mode():
+                manual = _by_blocks(encoder, x)[-1]
+                direct = encoder(x)
+            _LAYOUT_OK[encoder] = manual.shape == direct.shape and bool(
+                torch.allclose(manual, direct, atol=1e-4, rtol=1e-3))
+        except Exception:  # any mismatch of parts: not the layout we know
+            _LAYOUT_OK[encoder] = False
+    return _LAYOUT_OK[encoder]
+
+
+def _by_blocks(encoder: Any, images: torch.Tensor) -> list[torch.Tensor]:
+    """The normed output of every block, run by hand."""
+    x = encoder.patch_embed(images)
+    x = x + encoder.pos_embed.to(x.dtype)
+    outputs = []
+    for block in encoder.blocks:
+        x = block(x)
+        outputs.append(x)
+    return [encoder.norm(o) for o in outputs]
+
+
+def encode(encoder: nn.Module | None, images: torch.Tensor, layers: Layers = "last"
+           ) -> torch.Tensor:
+    """Average-pooled features [B, D] (``last``) or [B, 4D] (``last4``); pixels for None."""
+    if encoder is None:
+        return images.flatten(1).float()
+    if layers == "last4" and has_blocks(encoder):
+        return torch.cat([o.mean(1) for o in _by_blocks(encoder, images)[-4:]], dim=-1).float()
+    return encoder(images).mean(1).float()
+
+
+def effective_layers(source: FeatureSource, layers: str) -> str:
+    """What ``layers`` gives for this source: ``pixels``, ``last``, or ``lastK`` (K = 4,
+    or the depth of a shallower encoder). ``all``: the most that one pass yields."""
+    if source.encoder is None:
+        return "pixels"
+    if layers in ("last4", "all") and has_blocks(source.encoder):
+        depth = len(source.encoder.blocks)  # type: ignore[arg-type]
+        return "last4" if depth >= 4 else f"last{depth}"
+    if layers == "last4":
+        log.warning("this encoder does not expose its blocks: using the last layer only")
+    return "last"
+
+
+# -- extraction + cache ------------------------------------------------------------------
+@attrs.define
+class Features:
+    x: torch.Tensor
+    """[N, D] float32."""
+    y: torch.Tensor
+    """[N] int64."""
+    classes: list[str]
+    bad_samples: int = 0
+    from_cache: bool = False
+
+
+def cache_key(source: FeatureSource, data: LabelledSource, layers: str, crop_ratio: float,
+              limit: int | None) -> str:
+    spec = {
+        "v": CACHE_VERSION, "source": source.fingerprint, "layers": layers,
+        "data": [data.kind, str(Path(data.path).resolve()) if ":" not in data.path
+                 else data.path, data.split, data.num_samples],
+        "size": source.image_size, "chans": source.in_chans, "mean": source.mean,
+        "std": source.std, "crop": crop_ratio, "limit": limit,
+    }
+    return hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def extract(source: FeatureSource, data: LabelledSource, layers: Layers = "last",
+            batch_size: int = 256, num_workers: int = 0, cache_dir: Path | None = None,
+            crop_ratio: float = 1.0, limit: int | None = None, progress: bool = True,
+            desc: str = "features", device: torch.device | str = "cpu") -> Features:
+    """Features and labels of every image of ``data`` (or its first ``limit``), from the
+    cache when an identical extraction was done before.
+
+    One forward pass serves both ``last`` and ``last4``: with the blocks exposed the
+    last four layers are always extracted and cached, and ``last`` is their final
+    quarter (``norm(last block)`` is exactly ``encoder(images)``)."""
+    full = effective_layers(source, "last4" if layers == "last4" else "all")
+    feats = None
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"{desc}-{cache_key(source, data, full, crop_ratio, limit)}.pt"
+        feats = _load_cache(path)
+    if feats is None:
+        feats = _extract(source, data, full, batch_size, num_workers, crop_ratio, limit,
+                         progress, desc, device)
+        if path is not None:
+            _save_cache(path, feats)
+    if layers == "last" and full.startswith("last") and full != "last":
+        width = int(getattr(source.encoder, "embed_dim", feats.x.shape[1]))
+        feats = attrs.evolve(feats, x=feats.x[:, -width:].contiguous())
+    return feats
+
+
+def _extract(source: FeatureSource, data: LabelledSource, layers: str, batch_size: int,
+             num_workers: int, crop_ratio: float, limit: int | None, progress: bool, desc: str,
+             device: torch.device | str) -> Features:
+    transform = eval_transform(source.image_size, source.in_chans, source.mean, source.std,
+                               crop_ratio)
+    dataset = EvalImages(data, transform, source.in_chans, limit)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=collate_eval)
+    encoder = source.encoder.to(device) if source.encoder is not None else None
+    mode: Layers = "last4" if layers.startswith("last") and layers != "last" else "last"
+    xs, ys, bad = [], [], 0
+    start = time.perf_counter()
+    with torch.inference_mode(), tqdm(total=dataset.expected(), desc=desc, unit="img",
+                                      disable=not progress, dynamic_ncols=True,
+                                      leave=False) as bar:
+        for images, labels, n_bad in loader:
+            bad += n_bad
+            bar.update(len(labels) + n_bad)
+            if not len(labels):
+                continue
+            if bool((labels < 0).any()):
+                raise UnlabelledError(f"{data.describe()}: samples without a label (no "
+                                      "'cls' entry); evaluation needs labelled data")
+            xs.append(encode(encoder, images.to(device), mode).cpu())
+            ys.append(labels)
+    if not xs:
+        raise JepakitError(f"{data.describe()}: no readable labelled images")
+    feats = Features(torch.cat(xs), torch.cat(ys), list(data.classes), bad)
+    if bad:
+        log.warning("%s: skipped %d undecodable samples", data.describe(), bad)
+    log.info("extracted %d x %d features from %s in %.1f s", *feats.x.shape, data.describe(),
+             time.perf_counter() - start)
+    return feats
+
+
+def _load_cache(path: Path) -> Features | None:
+    if not path.is_file():
+        return None
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+        return Features(d["x"], d["y"], list(d["classes"]), int(d["bad"]), from_cache=True)
+    except Exception as exc:  # torn or foreign file: extract again
+        log.warning("ignoring unreadable feature cache %s: %s", path, exc)
+        return None
+
+
+def _save_cache(path: Path, f: Features) -> None:
+    try:
+        ckpt.save_atomic({"x": f.x, "y": f.y, "classes": f.classes, "bad": f.bad_samples}, path)
+    except OSError as exc:
+        log.warning("could not cache features at %s: %s", path, exc)

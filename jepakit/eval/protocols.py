@@ -1,0 +1,125 @@
+"""The two evaluation protocols end to end: features of train and test sets (from
+the cache when possible), then a linear probe or k-NN, as one JSON-ready dict.
+``jepakit eval`` and ``benchmarks/fmnist_probe.py`` both call these."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from jepakit import __version__
+from jepakit.errors import JepakitError
+from jepakit.eval.data import Format, LabelledSource, resolve_pair
+from jepakit.eval.features import Features, FeatureSource, Layers, effective_layers, extract
+from jepakit.eval.knn import knn_accuracy
+from jepakit.eval.probe import WEIGHT_DECAYS, few_shot, linear_probe, split_indices
+from jepakit.eval.rank import rankme
+
+HELD_OUT = 0.2
+"""Fraction of a single labelled set held out as its test set."""
+
+
+@attrs.define
+class EvalData:
+    train: Features
+    test: Features
+    train_source: LabelledSource
+    test_source: LabelledSource | None
+    """None: the test set was held out of ``train_source``."""
+    layers: str
+
+
+def default_cache_dir(source: FeatureSource) -> Path | None:
+    if source.run_dir is not None:
+        return source.run_dir / "eval" / "cache"
+    if source.checkpoint is not None:
+        return source.checkpoint.parent / "eval-cache"
+    return None
+
+
+def prepare(source: FeatureSource, data: str | Path, test_data: str | Path | None = None,
+            fmt: Format = "auto", layers: Layers = "last", shots: int | None = None,
+            batch_size: int = 256, num_workers: int = 0, cache_dir: Path | None = None,
+            use_cache: bool = True, crop_ratio: float = 1.0, seed: int = 0,
+            train_limit: int | None = None, test_limit: int | None = None,
+            progress: bool = True, device: torch.device | str = "cpu") -> EvalData:
+    """Train and test features (held out of ``data`` when it has no test split)."""
+    if shots is not None and shots < 1:
+        raise JepakitError(f"--shots must be >= 1, got {shots}")
+    train_src, test_src = resolve_pair(data, test_data, fmt)
+    cache = (cache_dir or default_cache_dir(source)) if use_cache else None
+    common: dict[str, Any] = dict(layers=layers, batch_size=batch_size, num_workers=num_workers,
+                                  cache_dir=cache, crop_ratio=crop_ratio, progress=progress,
+                                  device=device)
+    train = extract(source, train_src, desc="train", limit=train_limit, **common)
+    if test_src is not None:
+        test = extract(source, test_src, desc="test", limit=test_limit, **common)
+    else:
+        keep, held = split_indices(train.y, HELD_OUT, seed)
+        test = Features(train.x[held], train.y[held], train.classes)
+        train = Features(train.x[keep], train.y[keep], train.classes, train.bad_samples,
+                         train.from_cache)
+    if shots is not None:
+        idx = few_shot(train.y, shots, seed)
+        train = Features(train.x[idx], train.y[idx], train.classes, train.bad_samples,
+                         train.from_cache)
+    if len(torch.unique(train.y)) < 2:
+        raise JepakitError(f"{train_src.describe()}: a single class; evaluation needs two or more")
+    return EvalData(train, test, train_src, test_src, effective_layers(source, layers))
+
+
+def _common(source: FeatureSource, d: EvalData, shots: int | None) -> dict[str, Any]:
+    sample = d.train.x[torch.randperm(len(d.train.x), generator=torch.Generator().manual_seed(0))
+                       [:4096]]
+    return {
+        "source": source.description,
+        "checkpoint": str(source.checkpoint) if source.checkpoint else None,
+        "step": source.step,
+        "layers": d.layers,
+        "feature_dim": int(d.train.x.shape[1]),
+        "feature_rankme": rankme(sample - sample.mean(0)),
+        "train_data": d.train_source.describe(),
+        "test_data": d.test_source.describe() if d.test_source else
+        f"{int(HELD_OUT * 100)}% held out of the train data",
+        "train_samples": len(d.train.y),
+        "test_samples": len(d.test.y),
+        "shots": shots,
+        "classes": d.train.classes,
+        "bad_samples": d.train.bad_samples + d.test.bad_samples,
+        "features_from_cache": d.train.from_cache and d.test.from_cache,
+        "jepakit_version": __version__,
+    }
+
+
+def run_linear(source: FeatureSource, d: EvalData, shots: int | None = None,
+               weight_decays: tuple[float, ...] = WEIGHT_DECAYS, seed: int = 0,
+               max_iter: int = 150) -> dict[str, Any]:
+    start = time.perf_counter()
+    r = linear_probe(d.train.x, d.train.y, d.test.x, d.test.y, weight_decays, seed=seed,
+                     max_iter=max_iter)
+    r.pop("classifier")
+    return {"protocol": "linear", **r, **_common(source, d, shots),
+            "probe_s": time.perf_counter() - start}
+
+
+def run_knn(source: FeatureSource, d: EvalData, shots: int | None = None, k: int = 20,
+            temperature: float = 0.07) -> dict[str, Any]:
+    if k < 1 or temperature <= 0:
+        raise JepakitError("k-NN needs k >= 1 and temperature > 0")
+    start = time.perf_counter()
+    acc = knn_accuracy(d.train.x, d.train.y, d.test.x, d.test.y, k, temperature)
+    return {"protocol": "knn", "accuracy": acc, "k": k, "temperature": temperature,
+            **_common(source, d, shots), "probe_s": time.perf_counter() - start}
+
+
+def summary_line(r: dict[str, Any]) -> str:
+    what = "linear probe" if r["protocol"] == "linear" else f"{r['k']}-NN"
+    shots = f", {r['shots']}-shot" if r.get("shots") else ""
+    extra = f", weight decay {r['weight_decay']:g}" if r["protocol"] == "linear" else ""
+    return (f"{what}: top-1 {r['accuracy']:.4f} on {r['test_samples']} test images "
+            f"({r['train_samples']} train{shots}; {r['feature_dim']}-d {r['layers']} features "
+            f"of {r['source']}{extra})")

@@ -1,0 +1,107 @@
+"""Collapse monitors: label-free signs that a JEPA's representations are degenerating.
+
+A JEPA can lower its loss by making every representation the same (complete
+collapse) or by using only a few directions (dimensional collapse); the EMA
+target and the predictor make this rare in I-JEPA but not impossible with a bad
+learning rate, momentum or mask setting. Computed on a few images of the step's
+batch under ``torch.no_grad``, every ``logging.monitor_every_steps`` steps:
+
+* ``rankme``: effective rank of the target encoder's patch features (RankMe,
+  Garrido et al., 2023, arXiv 2210.02885), at most the width D. Falls towards 1
+  when the features collapse.
+* ``target_std`` / ``pred_std``: per-dimension standard deviation of the
+  L2-normalised targets (as regressed: after the loss's target transform) and
+  predictions, averaged over dimensions and scaled by sqrt(D), so isotropic
+  features give about 1 and identical ones 0 (SimSiam's collapse check, Chen & He,
+  2021, arXiv 2011.10566).
+* ``pred_target_cos``: mean cosine between predictions and their targets. Near 1
+  together with a small ``target_std`` means the task became trivial.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from jepakit.contracts import Masks
+from jepakit.eval.rank import rankme
+from jepakit.ops import gather_tokens
+from jepakit.runtime import autocast
+
+MAX_IMAGES = 32
+"""Images of the batch the monitors look at (the cost is one forward pass of these)."""
+MAX_ROWS = 4096
+"""Patch features fed to the SVD."""
+
+RANK_FRACTION = 0.02
+"""Warn below this fraction of the width (and below 2): the features span almost nothing."""
+MIN_STD = 0.05
+"""Warn when the normalised spread of targets or predictions falls below this."""
+
+
+def normalised_std(x: torch.Tensor) -> float:
+    """Mean per-dimension std of the L2-normalised rows of ``x`` [M, D], times sqrt(D)."""
+    z = F.normalize(x.float().reshape(-1, x.shape[-1]), dim=-1)
+    if len(z) < 2:
+        return float("nan")
+    return float(z.std(0).mean() * math.sqrt(z.shape[-1]))
+
+
+def subset(masks: Masks, n: int) -> Masks:
+    return Masks(context=[m[:n] for m in masks.context], targets=[m[:n] for m in masks.targets])
+
+
+@torch.no_grad()
+def collapse_metrics(model: Any, images: torch.Tensor, masks: Masks,
+                     dtype: torch.dtype | None = None, max_images: int = MAX_IMAGES
+                     ) -> dict[str, float]:
+    """The monitors for (the first ``max_images`` of) one batch, with the unwrapped
+    modules in eval mode (their modes are restored)."""
+    n = min(max_images, images.shape[0])
+    images, masks = images[:n], subset(masks, n)
+    modules = (model.encoder, model.predictor, model.target_encoder)
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        with autocast(images.device, dtype):
+            raw = model.target_encoder(images)
+            prepared = model.loss_fn.prepare_targets(raw)
+            targets = [gather_tokens(prepared, idx) for idx in masks.targets]
+            predictions: list[torch.Tensor] = []
+            expected: list[torch.Tensor] = []
+            for context in masks.context:
+                tokens = model.encoder(images, keep=context)
+                predictions += model.predictor(tokens, context, masks.targets)
+                expected += targets
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+    feats = raw.float().reshape(-1, raw.shape[-1])
+    if len(feats) > MAX_ROWS:
+        g = torch.Generator(device="cpu").manual_seed(0)
+        feats = feats[torch.randperm(len(feats), generator=g)[:MAX_ROWS].to(feats.device)]
+    pred = torch.cat([p.float().reshape(-1, p.shape[-1]) for p in predictions])
+    tgt = torch.cat([t.float().reshape(-1, t.shape[-1]) for t in expected])
+    return {
+        "rankme": rankme(feats.cpu()),
+        "target_std": normalised_std(tgt),
+        "pred_std": normalised_std(pred),
+        "pred_target_cos": float(F.cosine_similarity(pred, tgt, dim=-1).mean()),
+    }
+
+
+def collapse_signs(m: dict[str, float], width: int) -> list[str]:
+    """Human-readable reasons the monitors point at collapse (empty when healthy)."""
+    signs = []
+    floor = max(2.0, RANK_FRACTION * width)
+    if m.get("rankme", math.inf) < floor:
+        signs.append(f"effective rank {m['rankme']:.1f} of {width} (RankMe < {floor:.1f})")
+    for key, what in (("target_std", "targets"), ("pred_std", "predictions")):
+        value = m.get(key, math.inf)
+        if value < MIN_STD:
+            signs.append(f"{what} barely vary ({key} {value:.3f} < {MIN_STD})")
+    return signs

@@ -1,0 +1,126 @@
+"""Feature extraction: layers, the layout check, the cache, and every data source."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from evalkit import TINY, TINY_ENCODER, class_folder, flat_folder, idx_folder
+from torch import nn
+
+from jepakit.data.shards import make_shards
+from jepakit.errors import JepakitError
+from jepakit.eval import features as F
+from jepakit.eval.data import UnlabelledError, resolve, resolve_pair
+from jepakit.eval.protocols import prepare, run_knn, run_linear, summary_line
+
+
+@pytest.fixture(scope="module")
+def source():
+    return F.from_recipe(TINY, TINY_ENCODER)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labelled")
+    class_folder(root / "train", 12, seed=0)
+    class_folder(root / "test", 6, seed=1)
+    return root
+
+
+def test_last4_slice_is_the_last_layer(source):
+    images = torch.randn(3, 3, 16, 16)
+    enc = source.encoder
+    assert F.has_blocks(enc)
+    with torch.no_grad():
+        four = F.encode(enc, images, "last4")
+        last = F.encode(enc, images, "last")
+    assert four.shape == (3, 4 * 32) and last.shape == (3, 32)
+    torch.testing.assert_close(four[:, -32:], last, atol=1e-5, rtol=1e-4)
+    assert F.encode(None, images).shape == (3, 3 * 16 * 16)  # pixels
+
+
+class LookAlike(nn.Module):
+    """Has the ViT's parts, but its forward is something else: last4 must not be trusted."""
+
+    def __init__(self, vit: nn.Module) -> None:
+        super().__init__()
+        self.vit = vit
+        self.patch_embed, self.blocks, self.norm = vit.patch_embed, vit.blocks, vit.norm
+        self.pos_embed = vit.pos_embed
+        self.image_size, self.in_chans, self.embed_dim = vit.image_size, vit.in_chans, vit.embed_dim
+
+    def forward(self, images, keep=None):
+        return self.vit(images, keep) * 2 + 1
+
+
+def test_look_alike_encoder_gets_the_last_layer_only(source, caplog):
+    fake = F.FeatureSource(LookAlike(source.encoder), "fake", "fake", 16, 3)
+    assert not F.has_blocks(fake.encoder)
+    assert F.effective_layers(fake, "last4") == "last"
+
+
+def test_extraction_is_cached_and_serves_both_layer_choices(source, pair, tmp_path):
+    data = resolve(pair / "train")
+    first = F.extract(source, data, "last4", batch_size=8, cache_dir=tmp_path, progress=False)
+    again = F.extract(source, data, "last4", batch_size=8, cache_dir=tmp_path, progress=False)
+    last = F.extract(source, data, "last", batch_size=8, cache_dir=tmp_path, progress=False)
+    assert not first.from_cache and again.from_cache and last.from_cache
+    assert torch.equal(first.x, again.x) and torch.equal(first.y, again.y)
+    assert torch.equal(last.x, first.x[:, -32:])
+    assert first.y.tolist() == [0] * 12 + [1] * 12 and first.classes == ["square", "stripes"]
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+
+
+def test_probe_and_knn_end_to_end_on_a_folder_pair(source, pair):
+    d = prepare(source, pair, layers="last4", batch_size=8, progress=False)
+    assert d.test_source is not None and len(d.test.y) == 12
+    r = run_linear(source, d, max_iter=30)
+    assert r["accuracy"] >= 0.9 and r["layers"] == "last4" and r["feature_dim"] == 128
+    assert "top-1" in summary_line(r)
+    k = run_knn(source, d, k=3)
+    assert k["accuracy"] >= 0.9
+    shots = prepare(source, pair, shots=2, batch_size=8, progress=False)
+    assert len(shots.train.y) == 4
+
+
+def test_single_set_is_split_and_pixels_work(pair):
+    src = F.pixels(16, 3)
+    d = prepare(src, pair / "train", batch_size=8, progress=False)
+    assert d.test_source is None and len(d.train.y) + len(d.test.y) == 24
+    assert run_linear(src, d, max_iter=30)["accuracy"] >= 0.75
+
+
+def test_fashion_mnist_idx_folder_gives_both_splits(tmp_path):
+    root = idx_folder(tmp_path / "fmnist")
+    train, test = resolve_pair(root)
+    assert (train.kind, train.split, test.split) == ("fashion-mnist", "train", "test")
+    f = F.extract(F.pixels(28, 1), test, batch_size=4, progress=False)
+    assert f.x.shape == (10, 784) and f.y.tolist() == [0, 1] * 5
+
+
+def test_labelled_shards(source, pair, tmp_path):
+    make_shards(pair / "train", tmp_path / "shards", shard_size=10, progress=False)
+    data = resolve(tmp_path / "shards")
+    assert data.kind == "shards" and data.num_samples == 24 and data.classes == ["square", "stripes"]
+    f = F.extract(source, data, batch_size=5, progress=False)
+    assert sorted(f.y.tolist()) == [0] * 12 + [1] * 12
+
+
+def test_unlabelled_data_is_refused(source, tmp_path):
+    with pytest.raises(UnlabelledError, match="no labels"):
+        resolve(flat_folder(tmp_path / "flat"))
+    make_shards(tmp_path / "flat", tmp_path / "shards", shard_size=10, fmt="files", progress=False)
+    with pytest.raises(UnlabelledError, match="without a label"):
+        F.extract(source, resolve(tmp_path / "shards"), progress=False)
+
+
+def test_missing_things_are_clear_errors(tmp_path):
+    with pytest.raises(JepakitError, match="not found"):
+        resolve(tmp_path / "nothing")
+    with pytest.raises(JepakitError, match="checkpoint not found"):
+        F.from_checkpoint(tmp_path / "nope.pt")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(JepakitError, match="no checkpoint"):
+        F.from_run(tmp_path / "run")
+    with pytest.raises(JepakitError, match="run directory not found"):
+        F.from_run(tmp_path / "absent")

@@ -1,0 +1,85 @@
+"""Linear probe, k-NN and RankMe on features whose answer is known."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from jepakit.eval.knn import knn_accuracy, knn_predict
+from jepakit.eval.probe import few_shot, fit_linear, linear_probe, split_indices
+from jepakit.eval.rank import rankme
+
+
+def separable(n: int, dim: int = 16, classes: int = 4, seed: int = 0):
+    """Gaussian blobs around well-separated class means."""
+    g = torch.Generator().manual_seed(seed)
+    means = torch.randn(classes, dim, generator=g) * 4
+    y = torch.randint(classes, (n,), generator=g)
+    return means[y] + torch.randn(n, dim, generator=g), y
+
+
+def test_probe_separates_separable_features():
+    x, y = separable(1200)
+    r = linear_probe(x[:1000], y[:1000], x[1000:], y[1000:], max_iter=50)
+    assert r["accuracy"] > 0.97
+    assert set(r["val_accuracy_by_weight_decay"]) == {"1e-05", "0.0001", "0.001", "0.01", "0.1"}
+
+
+def test_probe_is_at_chance_on_noise():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3000, 32, generator=g)
+    y = torch.randint(10, (3000,), generator=g)
+    r = linear_probe(x[:2000], y[:2000], x[2000:], y[2000:], max_iter=50)
+    assert abs(r["accuracy"] - 0.1) < 0.04
+
+
+def test_fit_is_invariant_to_feature_scale():
+    x, y = separable(400)
+    a = fit_linear(x, y, 4, 1e-3, 30)
+    b = fit_linear(x * 1000 + 5, y, 4, 1e-3, 30)  # standardised inside
+    assert torch.equal(a.predict(x), b.predict(x * 1000 + 5))
+
+
+def test_split_and_few_shot_are_stratified():
+    y = torch.arange(10).repeat_interleave(50)
+    keep, held = split_indices(y, 0.2)
+    assert len(set(keep.tolist()) & set(held.tolist())) == 0
+    assert torch.bincount(y[held]).tolist() == [10] * 10
+    idx = few_shot(y, 3)
+    assert torch.bincount(y[idx]).tolist() == [3] * 10
+    assert torch.equal(idx, few_shot(y, 3))  # seeded
+
+
+def test_low_shot_probe_without_validation_still_fits():
+    x, y = separable(400)
+    idx = few_shot(y[:300], 1)
+    r = linear_probe(x[idx], y[idx], x[300:], y[300:], max_iter=30)
+    assert r["val_accuracy_by_weight_decay"] == {}  # too few to validate: no sweep
+    assert r["accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("rank", [1, 3, 10])
+def test_rankme_of_known_rank(rank):
+    q, _ = torch.linalg.qr(torch.randn(200, rank, generator=torch.Generator().manual_seed(0)))
+    r, _ = torch.linalg.qr(torch.randn(32, rank, generator=torch.Generator().manual_seed(1)))
+    z = q @ r.T * 5  # 200 x 32, rank `rank`, equal singular values
+    assert rankme(z) == pytest.approx(rank, rel=1e-3)
+
+
+def test_rankme_collapse_and_full_rank():
+    g = torch.Generator().manual_seed(0)
+    assert rankme(torch.ones(100, 16)) == pytest.approx(1.0, rel=1e-3)
+    assert rankme(torch.randn(2000, 16, generator=g)) > 15
+    assert rankme(torch.zeros(5, 4)) == 0.0
+    with pytest.raises(ValueError):
+        rankme(torch.zeros(3))
+
+
+def test_knn_on_a_toy_set():
+    train_x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    train_y = torch.tensor([0, 0, 1, 1])
+    query = torch.tensor([[0.8, 0.2], [0.2, 0.8], [5.0, 0.1]])  # cosine: scale does not matter
+    assert knn_predict(train_x, train_y, query, k=3).tolist() == [0, 1, 0]
+    x, y = separable(600)
+    assert knn_accuracy(x[:500], y[:500], x[500:], y[500:], k=5) > 0.95
+    assert knn_predict(train_x, train_y, query, k=100, chunk=1).tolist() == [0, 1, 0]
