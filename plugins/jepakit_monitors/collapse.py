@@ -16,6 +16,13 @@ batch under ``torch.no_grad``, every ``logging.monitor_every_steps`` steps:
   2021, arXiv 2011.10566).
 * ``pred_target_cos``: mean cosine between predictions and their targets. Near 1
   together with a small ``target_std`` means the task became trivial.
+* ``content_share``: the share of the (L2-normalised) target features' variance that
+  comes from the image rather than the patch position: variance across images at a
+  fixed position over the total variance. Near 0, the features encode where a patch
+  is, not what it shows: a predictor that is given the target positions then predicts
+  them almost perfectly (a near-zero loss) without the encoder learning anything.
+  jepakit found this "positional shortcut" with ViTs whose patches hold few pixels
+  (4x4 grayscale): see docs/monitoring.md.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ RANK_FRACTION = 0.02
 """Warn below this fraction of the width (and below 2): the features span almost nothing."""
 MIN_STD = 0.05
 """Warn when the normalised spread of targets or predictions falls below this."""
+MIN_CONTENT = 0.1
+"""Warn when less than this share of the target variance depends on the image."""
 
 
 def normalised_std(x: torch.Tensor) -> float:
@@ -48,6 +57,18 @@ def normalised_std(x: torch.Tensor) -> float:
     if len(z) < 2:
         return float("nan")
     return float(z.std(0).mean() * math.sqrt(z.shape[-1]))
+
+
+def content_share(features: torch.Tensor) -> float:
+    """Across-image variance at a fixed position over total variance, of the
+    L2-normalised features [B, N, D]; 0 when the features depend on position only."""
+    if features.shape[0] < 2:
+        return float("nan")
+    z = F.normalize(features.float(), dim=-1)
+    total = z.reshape(-1, z.shape[-1]).var(0).sum()
+    if not bool(total > 0):
+        return 0.0
+    return float(z.var(0).sum(-1).mean() / total)
 
 
 def subset(masks: Masks, n: int) -> Masks:
@@ -91,6 +112,7 @@ def collapse_metrics(model: Any, images: torch.Tensor, masks: Masks,
         "target_std": normalised_std(tgt),
         "pred_std": normalised_std(pred),
         "pred_target_cos": float(F.cosine_similarity(pred, tgt, dim=-1).mean()),
+        "content_share": content_share(raw),
     }
 
 
@@ -104,4 +126,7 @@ def collapse_signs(m: dict[str, float], width: int) -> list[str]:
         value = m.get(key, math.inf)
         if value < MIN_STD:
             signs.append(f"{what} barely vary ({key} {value:.3f} < {MIN_STD})")
+    if m.get("content_share", math.inf) < MIN_CONTENT:
+        signs.append(f"target features depend on the patch position, hardly on the image "
+                     f"(content_share {m['content_share']:.3f} < {MIN_CONTENT})")
     return signs

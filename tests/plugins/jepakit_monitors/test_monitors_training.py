@@ -35,7 +35,7 @@ def test_monitors_are_logged_every_n_steps(trained):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4, 6]
     for r in records:
-        assert {"rankme", "target_std", "pred_std", "pred_target_cos"} <= set(r)
+        assert {"rankme", "target_std", "pred_std", "pred_target_cos", "content_share"} <= set(r)
         assert 1.0 <= r["rankme"] <= 32
 
 

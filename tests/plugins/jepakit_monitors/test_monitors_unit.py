@@ -45,7 +45,7 @@ def test_healthy_random_model_shows_no_collapse():
     model, masks = _model()
     model.target_encoder.eval()
     m = collapse_metrics(model, torch.randn(8, 3, 16, 16), masks)
-    assert set(m) == {"rankme", "target_std", "pred_std", "pred_target_cos"}
+    assert set(m) == {"rankme", "target_std", "pred_std", "pred_target_cos", "content_share"}
     assert m["rankme"] > 5 and m["target_std"] > 0.2 and -1 <= m["pred_target_cos"] <= 1
     assert model.encoder.training and not model.target_encoder.training  # modes restored
     assert collapse_signs(m, 32) == []
@@ -104,3 +104,15 @@ def test_aim_that_hangs_times_out(tmp_path, monkeypatch, caplog):
 
 def test_plain_makes_aim_storable_values():
     assert aim_run.plain({"a": (1, 2), 3: {"b": io}}) == {"a": [1, 2], "3": {"b": str(io)}}
+
+
+def test_content_share_sees_the_positional_shortcut():
+    from jepakit_monitors.collapse import content_share
+
+    g = torch.Generator().manual_seed(0)
+    position_only = torch.randn(1, 16, 32, generator=g).expand(8, 16, 32)
+    assert content_share(position_only) == pytest.approx(0.0, abs=1e-6)
+    assert content_share(torch.randn(64, 16, 32, generator=g)) == pytest.approx(1.0, abs=0.1)
+    signs = collapse_signs({"rankme": 20.0, "target_std": 0.5, "pred_std": 0.5,
+                            "content_share": 0.02}, 32)
+    assert len(signs) == 1 and "position" in signs[0]
