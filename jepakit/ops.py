@@ -54,3 +54,14 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     p = patch_size
     x = images.reshape(b, c, h // p, p, w // p, p)
     return x.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // p) * (w // p), c * p * p)
+
+
+@torch.no_grad()
+def ema_update_(target: torch.nn.Module, online: torch.nn.Module, momentum: float) -> None:
+    """``target = momentum * target + (1 - momentum) * online`` for every parameter,
+    in one fused ``_foreach_lerp_`` instead of a Python loop per parameter."""
+    weight = 1.0 - momentum
+    if weight == 0.0:
+        return
+    src = [p.detach() for p in online.parameters()]
+    torch._foreach_lerp_(list(target.parameters()), src, weight)

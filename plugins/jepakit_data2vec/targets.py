@@ -36,6 +36,7 @@ from attrs import validators as v
 from torch import nn
 
 from jepakit.errors import ConfigError
+from jepakit.ops import ema_update_
 
 Norm = Literal["instance", "layer", "none"]
 
@@ -129,13 +130,8 @@ class TopKTargetUpdater:
         target.register_forward_hook(hooks.average)
         return target
 
-    @torch.no_grad()
     def update(self, online: nn.Module, target: nn.Module, step: int) -> None:
-        weight = 1.0 - self.momentum(step)
-        if weight == 0.0:
-            return
-        src = [p.detach() for p in online.parameters()]
-        torch._foreach_lerp_(list(target.parameters()), src, weight)
+        ema_update_(target, online, self.momentum(step))
 
     def state_dict(self) -> dict[str, Any]:
         return {"total_steps": self.total_steps}

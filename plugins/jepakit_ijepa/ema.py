@@ -11,9 +11,10 @@ import copy
 from typing import Any
 
 import attrs
-import torch
 from attrs import validators as v
 from torch import nn
+
+from jepakit.ops import ema_update_
 
 
 @attrs.define
@@ -38,14 +39,8 @@ class EMATargetUpdater:
             p.requires_grad_(False)
         return target
 
-    @torch.no_grad()
     def update(self, online: nn.Module, target: nn.Module, step: int) -> None:
-        weight = 1.0 - self.momentum(step)
-        if weight == 0.0:
-            return
-        src = [p.detach() for p in online.parameters()]
-        dst = list(target.parameters())
-        torch._foreach_lerp_(dst, src, weight)
+        ema_update_(target, online, self.momentum(step))
 
     def state_dict(self) -> dict[str, Any]:
         return {"total_steps": self.total_steps}
