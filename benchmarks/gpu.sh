@@ -1,49 +1,105 @@
 #!/usr/bin/env bash
-# All GPU measurements of docs/performance.md in one call (budget: under 8 minutes on one H100).
+# All GPU measurements of docs/performance.md in one call, most important first, each
+# started only while the time budget allows (BUDGET_S, default 480 s).
 #   bash benchmarks/gpu.sh [OUT_DIR]      (default: $OUT, else bench-gpu/)
-# Writes one JSON per measurement plus summary.json: ViT-B/16, ViT-L/16, ViT-H/14 at 224 px,
-# batch 128 per GPU, bf16, eager and torch.compile; then the largest ViT-H/14 batch that fits,
-# with and without activation checkpointing.
+# 1. smoke test (tiny recipe on the GPU; stops here if it fails) and a measured bf16 matmul;
+# 2. ViT-H/14, L/16, B/16 at 224 px, batch 128 per GPU, bf16, eager;
+# 3. the largest ViT-H/14 batch that fits, without and with activation checkpointing;
+# 4. the same models under torch.compile;
+# 5. how many loader workers feed one GPU (JPEG shards, 224 px crops, batch 128).
+# One JSON per measurement plus summary.json.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-bench-gpu}}"
 mkdir -p "$out"
-jk="${JEPAKIT:-.venv/bin/jepakit}"
-[ -x "$jk" ] || jk=jepakit
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1
+deadline=$(( $(date +%s) + ${BUDGET_S:-480} ))
+left() { echo $(( deadline - $(date +%s) )); }
+if [ -x .venv/bin/jepakit ]; then jk=.venv/bin/jepakit; py=.venv/bin/python
+else jk=jepakit; py=python3; fi
+jk="${JEPAKIT:-$jk}"
+export PYTHONUNBUFFERED=1
 
-bench() {  # name, recipe, extra args...
-  local name=$1 recipe=$2; shift 2
-  timeout 150 "$jk" bench "$recipe" train.batch_size=128 train.precision=bf16 --steps 15 --warmup 5 \
-    --json "$out/$name.json" "$@" > "$out/$name.log" 2>&1 || echo "$name failed: see $name.log"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$out/gpu.txt" 2>&1
+timeout 120 "$py" - > "$out/device.json" 2> "$out/device.log" <<'PY'
+import json, time, torch
+d = torch.device("cuda")
+a, b = (torch.randn(8192, 8192, device=d, dtype=torch.bfloat16) for _ in range(2))
+for _ in range(3):
+    a @ b
+torch.cuda.synchronize()
+times = []
+for _ in range(10):
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record(); a @ b; e.record(); torch.cuda.synchronize()
+    times.append(s.elapsed_time(e) / 1e3)
+times.sort()
+print(json.dumps({"gpu": torch.cuda.get_device_name(d), "torch": torch.__version__,
+                  "cuda": torch.version.cuda,
+                  "bf16_matmul_8192_tflops_median": 2 * 8192**3 / times[5] / 1e12}))
+PY
+cat "$out/device.json"
+
+# run NAME NEED_S CAP_S RECIPE ARGS...: one bench, if NEED_S seconds are left.
+run() {
+  local name=$1 need=$2 cap=$3 recipe=$4; shift 4
+  local l; l=$(left)
+  if [ "$l" -lt "$need" ]; then echo "skip $name ($l s left)"; return 2; fi
+  [ "$cap" -gt "$l" ] && cap=$l
+  local t0; t0=$(date +%s)
+  timeout "$cap" "$jk" bench "$recipe" "$@" --json "$out/$name.json" > "$out/$name.log" 2>&1
+  local rc=$?
+  echo "$name: exit $rc in $(( $(date +%s) - t0 )) s: $(grep -E 'median step|MFU|fraction' "$out/$name.log" | tr -s ' ' | tr '\n' ';')"
+  return $rc
 }
-for model in vitb16 vitl16 vith14; do
-  bench "${model}_eager" "recipes/ijepa_${model}.yaml"
-  bench "${model}_compiled" "recipes/ijepa_${model}.yaml" --compile
-done
 
-# Largest ViT-H/14 batch per GPU (doubling, then stop at the first out-of-memory).
+if ! run smoke 0 120 recipes/ijepa_tiny.yaml train.precision=bf16 --steps 2 --warmup 1; then
+  tail -30 "$out/smoke.log"; exit 1
+fi
+
+b128=(train.batch_size=128 train.precision=bf16 --steps 12 --warmup 4)
+run vith14_eager 60 150 recipes/ijepa_vith14.yaml "${b128[@]}"
+run vitl16_eager 45 120 recipes/ijepa_vitl16.yaml "${b128[@]}"
+run vitb16_eager 40 100 recipes/ijepa_vitb16.yaml "${b128[@]}"
+
+# Largest ViT-H/14 batch per GPU: grow until the first failure (out of memory).
 for ckpt in false true; do
-  for b in 128 192 256 384 512 768 1024; do
-    if timeout 120 "$jk" bench recipes/ijepa_vith14.yaml train.batch_size=$b train.precision=bf16 \
-        encoder.params.activation_checkpointing=$ckpt --steps 3 --warmup 1 \
-        --json "$out/vith14_b${b}_ckpt_${ckpt}.json" > "$out/vith14_b${b}_ckpt_${ckpt}.log" 2>&1; then
-      echo "$b" > "$out/vith14_max_batch_ckpt_${ckpt}.txt"
-    else
-      break
-    fi
+  sizes="192 256 384 512"; [ "$ckpt" = true ] && sizes="512 768 1024 1536"
+  for b in $sizes; do
+    run "vith14_b${b}_ckpt_${ckpt}" 50 100 recipes/ijepa_vith14.yaml train.batch_size="$b" \
+      train.precision=bf16 encoder.params.activation_checkpointing=$ckpt --steps 3 --warmup 2 \
+      && echo "$b" > "$out/vith14_max_batch_ckpt_${ckpt}.txt" || break
   done
 done
 
-python3 - "$out" <<'PY'
+run vith14_compiled 150 240 recipes/ijepa_vith14.yaml "${b128[@]}" --compile
+run vitb16_compiled 90 150 recipes/ijepa_vitb16.yaml "${b128[@]}" --compile
+run vitl16_compiled 120 200 recipes/ijepa_vitl16.yaml "${b128[@]}" --compile
+
+if [ "$(left)" -gt 60 ]; then
+  timeout $(( $(left) - 10 )) "$py" benchmarks/data_throughput.py --source jpeg --jpegs 4096 \
+    --workers 1 2 4 8 --batch-size 128 --batches 12 --json "$out/data_workers.json" \
+    > "$out/data_workers.log" 2>&1; tail -8 "$out/data_workers.log"
+fi
+
+"$py" - "$out" <<'PY'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-rows = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json")) if p.stem != "summary"}
 keep = ("median_step_s", "images_per_s", "fraction_of_limit", "peak_memory_bytes", "batch_size",
-        "compiled", "device", "model_flops_per_image")
-summary = {name: {k: r.get(k) for k in keep} for name, r in rows.items()}
+        "compiled", "device", "model_flops_per_image", "achieved_flops_per_s")
+summary = {}
+for p in sorted(out.glob("*.json")):
+    if p.stem in ("summary", "device", "data_workers"):
+        continue
+    r = json.loads(p.read_text())
+    summary[p.stem] = {k: r.get(k) for k in keep}
 for f in out.glob("vith14_max_batch_*.txt"):
     summary[f.stem] = int(f.read_text())
-(out / "summary.json").write_text(json.dumps(summary, indent=2))
-print(json.dumps(summary, indent=2))
+(out / "summary.json").write_text(json.dumps(summary, indent=1))
+print(f"{'run':<24}{'step s':>8}{'img/s':>8}{'MFU':>7}{'GiB':>7}")
+for name, r in summary.items():
+    if isinstance(r, dict) and r["median_step_s"]:
+        print(f"{name:<24}{r['median_step_s']:>8.3f}{r['images_per_s']:>8.0f}"
+              f"{(r['fraction_of_limit'] or 0):>7.1%}{r['peak_memory_bytes'] / 2**30:>7.1f}")
+    else:
+        print(name, r)
 PY

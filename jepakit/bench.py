@@ -9,6 +9,8 @@ answers "how close to this machine's best is the model's arithmetic?".
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import platform
 import resource
 import statistics
@@ -19,13 +21,15 @@ from typing import Any
 import torch
 
 from jepakit import __version__
+from jepakit.contracts import Masks
 from jepakit.flops import train_step_flops
-from jepakit.model import build_jepa
+from jepakit.model import JEPA, build_jepa
 from jepakit.optim import Schedules, build_optimizer
 from jepakit.recipe import load_recipe
 from jepakit.registry import Registry, default_registry
 from jepakit.runtime import (
     autocast,
+    configure_device,
     cpu_has_native_bf16,
     seed_everything,
     select_device,
@@ -73,24 +77,75 @@ def peak_memory_bytes(device: torch.device) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
 
 
+def mask_key(masks: Masks) -> tuple[int, ...]:
+    """Token counts of every context and target block: all a step's FLOPs depend on."""
+    return tuple(int(m.shape[1]) for m in masks.context + masks.targets)
+
+
+_META_MODEL: JEPA | None = None  # set before forking FLOP-counting workers
+
+
+def _count_one(masks: Masks) -> tuple[tuple[int, ...], int]:
+    assert _META_MODEL is not None
+    return mask_key(masks), train_step_flops(_META_MODEL, masks)
+
+
+class FlopCounting:
+    """FLOPs per image of each distinct mask size in ``planned``.
+
+    Counting on the meta device takes seconds per mask size for a ViT-H (Python
+    dispatch of thousands of ops), so while a GPU runs the timed steps, forked
+    worker processes count (started before CUDA is initialised); on a CPU the
+    count waits until the timing is over, so it never competes with it.
+    """
+
+    def __init__(self, meta_model: JEPA, planned: Sequence[Masks], parallel: bool) -> None:
+        global _META_MODEL
+        _META_MODEL = meta_model
+        distinct = {mask_key(m): m for m in planned}
+        self._todo = list(distinct.values())
+        self._pending: Any = None
+        workers = min(len(self._todo), max((os.cpu_count() or 1) - 2, 0), 8)
+        if parallel and workers > 1:
+            self._pool = mp.get_context("fork").Pool(workers)
+            self._pending = self._pool.map_async(_count_one, self._todo)
+
+    def result(self) -> dict[tuple[int, ...], int]:
+        if self._pending is None:
+            return dict(map(_count_one, self._todo))
+        try:
+            return dict(self._pending.get())
+        finally:
+            self._pool.close()
+            self._pool.join()
+
+
 def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, warmup: int = 3,
               registry: Registry | None = None, compile_model: bool = False) -> dict[str, Any]:
     registry = registry or default_registry()
     recipe = load_recipe(recipe_path, overrides, registry)
     device = select_device(recipe.train.device)
+    configure_device(device)
     dtype = select_dtype(recipe.train.precision, device)
+    batch = recipe.train.batch_size
+    # The masks every step will draw are known up front (the same generator state), so
+    # their FLOPs are counted off the timed path.
+    meta_model, masker = build_jepa(recipe, registry, "meta")
+    generator = torch.Generator().manual_seed(recipe.train.seed)
+    plan_generator = torch.Generator()
+    plan_generator.set_state(generator.get_state())
+    planned = [masker(batch, meta_model.patch_grid, plan_generator)
+               for _ in range(warmup + steps)][warmup:]
+    counting = FlopCounting(meta_model, planned, parallel=device.type == "cuda")
+
     seed_everything(recipe.train.seed)
-    model, masker = build_jepa(recipe, registry, device, total_steps=warmup + steps)
+    model, _ = build_jepa(recipe, registry, device, total_steps=warmup + steps)
     optimizer = build_optimizer(model.trainable(), recipe.optim)
     schedules = Schedules(recipe.optim, recipe.train)
     loss_fn = torch.compile(model.loss) if compile_model else model.loss
-    batch = recipe.train.batch_size
     h, w = model.image_size
     images = torch.randn(batch, model.in_chans, h, w, device=device)
-    generator = torch.Generator().manual_seed(recipe.train.seed)
-    meta_model, _ = build_jepa(recipe, registry, "meta")  # for counting FLOPs per mask size
-    times, flops = [], []
-    flop_cache: dict[tuple, int] = {}
+    times = []
     for step in range(warmup + steps):
         _sync(device)
         start = time.perf_counter()
@@ -107,12 +162,11 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
         elapsed = time.perf_counter() - start
         if step >= warmup:
             times.append(elapsed)
-            key = tuple(m.shape[1] for m in masks.context + masks.targets)
-            if key not in flop_cache:
-                flop_cache[key] = train_step_flops(meta_model, masks)
-            flops.append(flop_cache[key])
+            if mask_key(masks) != mask_key(planned[step - warmup]):
+                raise RuntimeError("the masker drew other masks from the same generator state")
+    flops = counting.result()
     median = statistics.median(times)
-    flops_per_image = statistics.mean(flops)
+    flops_per_image = statistics.mean(flops[mask_key(m)] for m in planned)
     achieved = flops_per_image * batch / median
     limit_dtype = dtype or torch.float32
     if device.type == "cuda":

@@ -32,6 +32,7 @@ from jepakit.recipe import Recipe, dump_recipe, load_recipe
 from jepakit.registry import Registry, default_registry
 from jepakit.runtime import (
     autocast,
+    configure_device,
     cpu_has_native_bf16,
     seed_everything,
     select_device,
@@ -296,6 +297,7 @@ def build(
     recipe = load_recipe(recipe, overrides, registry)
     env = distributed.detect()
     device = distributed.device_for(env, select_device(recipe.train.device))
+    configure_device(device)
     distributed.init(env, device)
     per_rank = distributed.per_rank_batch(recipe.train.batch_size, env)
     seed_everything(recipe.train.seed)  # identical initial weights on every rank

@@ -32,9 +32,14 @@ def param_groups(modules: Iterable[nn.Module]) -> list[dict]:
 
 
 def build_optimizer(modules: Iterable[nn.Module], config: OptimConfig) -> torch.optim.AdamW:
+    """AdamW with one fused kernel on CUDA (all parameters in one launch) and the
+    multi-tensor ``foreach`` path elsewhere; both compute the same update."""
+    groups = param_groups(modules)
+    on_cuda = any(p.is_cuda for g in groups for p in g["params"])
+    kernel = {"fused": True} if on_cuda else {"foreach": True}
     return torch.optim.AdamW(
-        param_groups(modules), lr=config.lr, betas=config.betas, eps=config.eps,
-        weight_decay=config.weight_decay, foreach=True,
+        groups, lr=config.lr, betas=config.betas, eps=config.eps,
+        weight_decay=config.weight_decay, **kernel,
     )
 
 

@@ -24,6 +24,20 @@ def select_device(name: str) -> torch.device:
     return device
 
 
+def configure_device(device: torch.device) -> None:
+    """Process-wide kernel choices for JEPA training on ``device``.
+
+    JEPA token counts change every step (context and target sizes are drawn per
+    batch), and cuDNN's fused attention builds and caches a new graph for every new
+    shape: measured on an H200 (torch 2.11), 3.4 ms of host time per forward call and
+    5.3 ms per backward, which made a ViT-B/16 step 4.5x slower than its GPU work.
+    Flash and memory-efficient attention take any length at no set-up cost, so
+    cuDNN's is switched off; everything else keeps torch's defaults.
+    """
+    if device.type == "cuda":
+        torch.backends.cuda.enable_cudnn_sdp(False)
+
+
 def select_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for plain fp32. ``auto``: bf16 on CUDA, fp32 on CPU."""
     if precision == "auto":

@@ -73,10 +73,10 @@ def encoder_from_recipe(recipe: Any, registry: Any = None, state: dict[str, Any]
     with the ``target_encoder`` weights of ``state`` when given, else as initialised."""
     from jepakit.model import build_jepa
     from jepakit.registry import default_registry
-    from jepakit.runtime import seed_everything
 
-    seed_everything(recipe.train.seed)  # random init: the weights training starts from
-    model, _ = build_jepa(recipe, registry or default_registry(), "cpu")
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream alone
+        torch.manual_seed(recipe.train.seed)  # random init: the weights training starts from
+        model, _ = build_jepa(recipe, registry or default_registry(), "cpu")
     encoder = model.target_encoder
     if state is not None:
         try:
@@ -236,9 +236,21 @@ class Features:
     from_cache: bool = False
 
 
+def _data_stamp(data: LabelledSource) -> str | None:
+    """Modification time of a local data set (its index, folder or first shard)."""
+    for candidate in (data.path, data.units[0] if data.kind == "shards" and data.units else ""):
+        p = Path(str(candidate))
+        if candidate and ":" not in str(candidate).split("/", 1)[0] and p.exists():
+            return str(p.stat().st_mtime_ns)
+    return None
+
+
 def cache_key(source: FeatureSource, data: LabelledSource, layers: str, crop_ratio: float,
               limit: int | None) -> str:
+    """Changes with the weights, the data (path, size, modification time), the transform
+    and the layers."""
     spec = {
+        "stamp": _data_stamp(data),
         "v": CACHE_VERSION, "source": source.fingerprint, "layers": layers,
         "data": [data.kind, str(Path(data.path).resolve()) if ":" not in data.path
                  else data.path, data.split, data.num_samples],

@@ -43,8 +43,10 @@ MAX_IMAGES = 32
 MAX_ROWS = 4096
 """Patch features fed to the SVD."""
 
-RANK_FRACTION = 0.02
+RANK_FRACTION = 0.05
 """Warn below this fraction of the width (and below 2): the features span almost nothing."""
+MAX_COS = 0.97
+"""Warn above this prediction-target cosine: the prediction task has become trivial."""
 MIN_STD = 0.05
 """Warn when the normalised spread of targets or predictions falls below this."""
 MIN_CONTENT = 0.1
@@ -126,6 +128,9 @@ def collapse_signs(m: dict[str, float], width: int) -> list[str]:
         value = m.get(key, math.inf)
         if value < MIN_STD:
             signs.append(f"{what} barely vary ({key} {value:.3f} < {MIN_STD})")
+    if m.get("pred_target_cos", -1.0) > MAX_COS:
+        signs.append(f"predictions match their targets almost exactly (pred_target_cos "
+                     f"{m['pred_target_cos']:.3f} > {MAX_COS}): the task has become trivial")
     if m.get("content_share", math.inf) < MIN_CONTENT:
         signs.append(f"target features depend on the patch position, hardly on the image "
                      f"(content_share {m['content_share']:.3f} < {MIN_CONTENT})")

@@ -27,3 +27,41 @@ def test_bench_runs_two_steps_and_writes_json(repo_root, tmp_path, capsys):
 def test_bench_rejects_zero_steps(repo_root, capsys):
     assert main(["bench", str(repo_root / "recipes/bench_vitt16_cpu.yaml"), "--steps", "0"]) == 2
     assert "--steps" in capsys.readouterr().err
+
+
+def test_flop_counting_in_worker_processes_matches_counting_in_process(repo_root, monkeypatch):
+    """The GPU path counts FLOPs in forked workers while the steps run: same numbers."""
+    import torch
+
+    from jepakit import bench
+    from jepakit.model import build_jepa
+    from jepakit.recipe import load_recipe
+    from jepakit.registry import default_registry
+
+    recipe = load_recipe(repo_root / "recipes/ijepa_tiny.yaml", TINY_BENCH)
+    meta, masker = build_jepa(recipe, default_registry(), "meta")
+    generator = torch.Generator().manual_seed(0)
+    plan = [masker(4, meta.patch_grid, generator) for _ in range(5)]
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 6)
+    forked = bench.FlopCounting(meta, plan, parallel=True)
+    assert forked._pending is not None  # really went to worker processes
+    assert forked.result() == bench.FlopCounting(meta, plan, parallel=False).result()
+    assert len(forked.result()) == len({bench.mask_key(m) for m in plan})
+
+
+def test_configure_device_turns_cudnn_attention_off_only_for_cuda():
+    """Shapes change every JEPA step; cuDNN attention would rebuild a graph for each."""
+    import torch
+
+    from jepakit.runtime import configure_device
+
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(True)
+        configure_device(torch.device("cpu"))
+        assert torch.backends.cuda.cudnn_sdp_enabled()
+        configure_device(torch.device("cuda"))  # sets a flag: needs no GPU
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled()
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(before)

@@ -1,0 +1,114 @@
+"""Where a training step's time goes: each phase timed on its own, then torch.profiler.
+
+    python benchmarks/step_profile.py RECIPE [overrides ...] [--steps 6] [--threads N]
+
+Phases (device synchronised after each, so they add up to more than a free-running
+step): draw masks, copy them to the device, forward (target + context + predictor +
+loss), backward, optimizer, target update. Then the profiler's top operators by host
+and by device time over two steps. A diagnostic, not a benchmark: use `jepakit bench`
+for figures to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+
+from jepakit.model import build_jepa
+from jepakit.optim import Schedules, build_optimizer
+from jepakit.recipe import load_recipe
+from jepakit.registry import default_registry
+from jepakit.runtime import (
+    autocast,
+    configure_device,
+    seed_everything,
+    select_device,
+    select_dtype,
+)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = load_recipe(args.recipe, args.overrides)
+    device = select_device(recipe.train.device)
+    configure_device(device)
+    dtype = select_dtype(recipe.train.precision, device)
+    seed_everything(0)
+    model, masker = build_jepa(recipe, default_registry(), device, total_steps=100)
+    optimizer = build_optimizer(model.trainable(), recipe.optim)
+    schedules = Schedules(recipe.optim, recipe.train)
+    batch = recipe.train.batch_size
+    h, w = model.image_size
+    images = torch.randn(batch, model.in_chans, h, w, device=device)
+    generator = torch.Generator().manual_seed(0)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def step(i: int, phases: dict[str, list[float]] | None) -> None:
+        marks = [time.perf_counter()]
+
+        def mark() -> None:
+            sync()
+            marks.append(time.perf_counter())
+
+        masks = masker(batch, model.patch_grid, generator)
+        mark()
+        masks = masks.to(device)
+        mark()
+        schedules.apply(optimizer, i)
+        with autocast(device, dtype):
+            loss = model.loss(images, masks)
+        mark()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        mark()
+        optimizer.step()
+        mark()
+        model.update_target(i)
+        mark()
+        if phases is not None:
+            for name, a, b in zip(PHASES, marks, marks[1:]):
+                phases[name].append(b - a)
+
+    for i in range(2):
+        step(i, None)
+    phases: dict[str, list[float]] = {name: [] for name in PHASES}
+    for i in range(args.steps):
+        step(i + 2, phases)
+    print(f"{args.recipe} {args.overrides} batch {batch} on {device}, "
+          f"{torch.get_num_threads()} threads; median ms per phase:")
+    for name, values in phases.items():
+        print(f"  {name:<12} {1e3 * statistics.median(values):9.2f}")
+    print(f"  {'total':<12} {1e3 * sum(statistics.median(v) for v in phases.values()):9.2f}")
+
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        for i in range(2):
+            step(i + 10, None)
+    table = prof.key_averages()
+    print(table.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=48))
+    if device.type == "cuda":
+        print(table.table(sort_by="self_cuda_time_total", row_limit=12,
+                          max_name_column_width=48))
+    return 0
+
+
+PHASES = ("masks", "to_device", "forward", "backward", "optimizer", "target")
+
+if __name__ == "__main__":
+    sys.exit(main())
