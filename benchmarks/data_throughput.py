@@ -9,7 +9,8 @@ each image with PIL in one process: the floor any pipeline pays.
     .venv/bin/python benchmarks/data_throughput.py --source jpeg       # 256x192 JPEGs, 224 px crops
     .venv/bin/python benchmarks/data_throughput.py --urls 'shards/shard-{000000..000009}.tar'
 
-Timing starts after the first batch, so worker start-up is left out.
+Timing starts once the workers are up and the batches they prefetched during start-up
+(2 per worker) are consumed, so neither start-up nor a full prefetch buffer counts.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def pipeline(recipe: Any, urls: str, workers: int, batch: int, batches: int) -> 
     masks = MaskStream(masker, (size // patch, size // patch), seed=0)
     loader = build_loader(dataset, batch, workers, seed=0)
     it = iter(loader)
-    next(it)
+    for _ in range(1 + 2 * workers):  # start-up, and the batches prefetched meanwhile
+        next(it)
     start = time.perf_counter()
     for step in range(batches):
         next(it)
