@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="probe on the first N training images only (quick tuning runs)")
     p.add_argument("--skip-baselines", action="store_true",
                    help="probe only the pretrained encoder (for tuning)")
+    p.add_argument("--probe-only", action="store_true",
+                   help="re-run only the probes of an earlier run in --out (its pretraining "
+                        "and cached features are kept), e.g. after a change to the probe")
     args = p.parse_args(argv)
     if not (DATA / "train" / "index.json").is_file():
         print(f"no Fashion-MNIST shards in {DATA}: run `make data` first", file=sys.stderr)
@@ -147,14 +150,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, load {machine['before']}",
           file=sys.stderr)
 
-    per_step = calibrate(args.recipe, args.overrides, args.calibration_steps)
-    steps = max(10, int(args.budget_s / per_step))
-    print(f"calibration: {per_step:.3f} s/step -> {steps} steps in {args.budget_s:.0f} s",
-          file=sys.stderr)
-    start = time.perf_counter()
-    summary, guard = pretrain(args.recipe, args.overrides, steps, args.budget_s, out / "pretrain")
-    train_s = time.perf_counter() - start
-    machine["after_training"] = load()
+    earlier = out / "results.json"
+    if args.probe_only:
+        if not earlier.is_file():
+            print(f"--probe-only: no {earlier} from an earlier run", file=sys.stderr)
+            return 2
+        before = json.loads(earlier.read_text())
+        per_step, steps, train_s = (before["calibrated_s_per_step"], before["planned_steps"],
+                                    before["train_wall_s"])
+        summary = {"steps": before["steps"], "final_loss": before["final_loss"]}
+        stopped_at = before["stopped_by_budget_at"]
+        machine = {**before["machine"], "probe_only": True}
+        args.overrides, args.budget_s = before["overrides"], before["budget_s"]
+    else:
+        per_step = calibrate(args.recipe, args.overrides, args.calibration_steps)
+        steps = max(10, int(args.budget_s / per_step))
+        print(f"calibration: {per_step:.3f} s/step -> {steps} steps in {args.budget_s:.0f} s",
+              file=sys.stderr)
+        start = time.perf_counter()
+        summary, guard = pretrain(args.recipe, args.overrides, steps, args.budget_s,
+                                  out / "pretrain")
+        train_s = time.perf_counter() - start
+        stopped_at = guard.stopped_at
+        machine["after_training"] = load()
 
     from jepakit.recipe import load_recipe
 
@@ -175,13 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "recipe": args.recipe, "overrides": args.overrides, "budget_s": args.budget_s,
         "calibrated_s_per_step": per_step, "planned_steps": steps,
-        "steps": summary["steps"], "stopped_by_budget_at": guard.stopped_at,
+        "steps": summary["steps"], "stopped_by_budget_at": stopped_at,
         "train_wall_s": train_s, "images_seen": summary["steps"] * batch,
         "epochs": summary["steps"] * batch / 60000, "final_loss": summary["final_loss"],
         "run_dir": str(out / "pretrain"), "machine": machine, "rows": rows,
         "probe_train_images": args.train_limit or 60000,
         "command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
     }
+    if args.probe_only:
+        result["probe_command"], result["command"] = result["command"], before["command"]
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
     print(f"\nresults: {out / 'results.json'}")
