@@ -120,6 +120,15 @@ def find_idx_pair(directory: Path, split: str) -> tuple[Path, Path]:
     return found[0], found[1]
 
 
+def is_fashion_mnist_dir(directory: Path) -> bool:
+    """Whether ``directory`` holds Fashion-MNIST's training IDX files."""
+    try:
+        find_idx_pair(directory, "train")
+        return True
+    except JepakitError:
+        return False
+
+
 def fashion_mnist(directory: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Images [N, 28, 28] uint8 and labels [N] of one split."""
     directory = Path(directory)

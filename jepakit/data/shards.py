@@ -27,7 +27,7 @@ from jepakit.data.decode import decode_image, describe
 from jepakit.data.formats import (
     FASHION_MNIST_CLASSES,
     fashion_mnist,
-    find_idx_pair,
+    is_fashion_mnist_dir,
     scan_folder,
 )
 from jepakit.data.index import INDEX_NAME, ShardIndex
@@ -66,14 +66,6 @@ def verify_image(data: bytes) -> str | None:
     except Exception as exc:  # PIL raises many types for broken files
         return describe(exc)
     return None
-
-
-def _is_idx_dir(src: Path) -> bool:
-    try:
-        find_idx_pair(src, "train")
-        return True
-    except JepakitError:
-        return False
 
 
 def folder_source(src: Path, layout: Literal["auto", "imagefolder", "files"], seed: int) -> Source:
@@ -126,7 +118,7 @@ def open_source(src: str | Path, fmt: SourceFormat = "auto", split: str = "train
         raise JepakitError(f"{path}: no such file or folder")
     if not path.is_dir():
         raise JepakitError(f"{path}: not a folder (give the folder that holds the images)")
-    if fmt == "fashion-mnist" or (fmt == "auto" and _is_idx_dir(path)):
+    if fmt == "fashion-mnist" or (fmt == "auto" and is_fashion_mnist_dir(path)):
         return fashion_mnist_source(path, split, seed)
     layout: Literal["auto", "imagefolder", "files"] = fmt  # type: ignore[assignment]
     return folder_source(path, layout, seed)

@@ -147,3 +147,35 @@ def split_key(name: str) -> tuple[str, str] | None:
 def is_meta(name: str) -> bool:
     base = name.rsplit("/", 1)[-1]
     return base.startswith("__") and base.endswith("__")
+
+
+class Samples:
+    """The WebDataset samples of a tar stream: consecutive members with one key grouped
+    into ``{"__key__": key, ext: bytes, ...}`` plus ``extra``; metadata files skipped.
+
+    ``pending_key`` names the sample being read when the stream breaks, for the error."""
+
+    def __init__(self, stream: IO[bytes], **extra: Any) -> None:
+        self.stream = stream
+        self.extra = extra
+        self.pending: dict[str, Any] | None = None
+
+    @property
+    def pending_key(self) -> str | None:
+        return None if self.pending is None else str(self.pending["__key__"])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for name, data in members(self.stream):
+            parts = split_key(name)
+            if parts is None or is_meta(name):
+                continue
+            key, ext = parts
+            if self.pending is not None and key != self.pending["__key__"]:
+                sample, self.pending = self.pending, None
+                yield sample
+            if self.pending is None:
+                self.pending = {"__key__": key, **self.extra}
+            self.pending[ext] = data
+        if self.pending is not None:
+            sample, self.pending = self.pending, None
+            yield sample

@@ -28,7 +28,12 @@ from torchvision import transforms as T
 
 from jepakit.data import tar
 from jepakit.data.decode import IMAGE_EXTENSIONS, ImageDecoder, decode_image
-from jepakit.data.formats import FASHION_MNIST_CLASSES, fashion_mnist, find_idx_pair, scan_folder
+from jepakit.data.formats import (
+    FASHION_MNIST_CLASSES,
+    fashion_mnist,
+    is_fashion_mnist_dir,
+    scan_folder,
+)
 from jepakit.data.index import INDEX_NAME, read_index, shard_urls
 from jepakit.data.stream import SampleError
 from jepakit.errors import JepakitError
@@ -89,14 +94,6 @@ class LabelledSource:
 # -- resolving a path -----------------------------------------------------------------
 def _is_shard_spec(path: str) -> bool:
     return path.endswith(".json") or ".tar" in path or "{" in path or path.startswith("pipe:")
-
-
-def _has_idx(directory: Path) -> bool:
-    try:
-        find_idx_pair(directory, "train")
-        return True
-    except JepakitError:
-        return False
 
 
 def _shards(spec: str) -> LabelledSource:
@@ -165,7 +162,7 @@ def resolve(path: str | Path, fmt: Format = "auto", split: str = "train") -> Lab
                            "index.json) or a Fashion-MNIST IDX folder")
     if (p / INDEX_NAME).is_file() or any(q.name.endswith(".tar") for q in p.iterdir()):
         return _shards(spec)
-    if _has_idx(p):
+    if is_fashion_mnist_dir(p):
         return _fmnist(p, split)
     return _imagefolder(p)
 
@@ -255,22 +252,10 @@ class EvalImages(IterableDataset):
     def _read_shard(self, url: str) -> Iterator[tuple[torch.Tensor, int]]:
         import webdataset as wds
 
-        current: dict[str, Any] | None = None
         stream = wds.gopen(url)
         try:
-            for name, data in tar.members(tar.open_stream(stream)):
-                parts = tar.split_key(name)
-                if parts is None or tar.is_meta(name):
-                    continue
-                key, ext = parts
-                if current is not None and key != current["__key__"]:
-                    yield self._decode(current)
-                    current = None
-                if current is None:
-                    current = {"__key__": key}
-                current[ext] = data
-            if current is not None:
-                yield self._decode(current)
+            for sample in tar.Samples(tar.open_stream(stream)):
+                yield self._decode(sample)
         except tar.TarCorrupt as exc:
             raise JepakitError(f"{url}: {exc}") from None
         finally:

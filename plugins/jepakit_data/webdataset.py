@@ -89,24 +89,13 @@ class TarShards(StreamingDataset):
 
     def read_unit(self, unit: str) -> Iterator[RawSample]:
         expected = self.expected.get(unit)
-        got, current, last_key = 0, None, ""
-        stream = None
+        got, last_key = 0, ""
+        stream = samples = None
         try:
             stream = wds.gopen(unit)
-            for name, data in tar.members(tar.open_stream(stream)):
-                parts = tar.split_key(name)
-                if parts is None or tar.is_meta(name):
-                    continue
-                key, ext = parts
-                if current is not None and key != current["__key__"]:
-                    got, last_key = got + 1, current["__key__"]
-                    yield current
-                    current = None
-                if current is None:
-                    current = {"__key__": key, "__url__": unit}
-                current[ext] = data
-            if current is not None:
-                got, last_key, sample, current = got + 1, current["__key__"], current, None
+            samples = tar.Samples(tar.open_stream(stream), __url__=unit)
+            for sample in samples:
+                got, last_key = got + 1, sample["__key__"]
                 yield sample
             if expected is not None and got != expected:
                 yield bad_marker(unit, f"after {last_key or 'the start'}",
@@ -114,7 +103,7 @@ class TarShards(StreamingDataset):
                                  max(0, expected - got))
         except Exception as exc:  # unreadable URL, truncated or corrupt tar, failed pipe
             lost = max(1, expected - got) if expected is not None else 1
-            key = current["__key__"] if current else f"after {last_key or 'the start'}"
+            key = (samples and samples.pending_key) or f"after {last_key or 'the start'}"
             unknown = "" if expected is not None else " (no index: samples after it are uncounted)"
             yield bad_marker(unit, key, f"{type(exc).__name__}: {exc}{unknown}", lost)
         finally:

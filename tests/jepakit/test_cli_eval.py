@@ -13,7 +13,7 @@ from jepakit.cli import main
 from jepakit.registry import Registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "eval"))
-from evalkit import TINY, TINY_ENCODER, class_folder, flat_folder  # noqa: E402
+from evalkit import TINY, TINY_ENCODER, flat_folder, train_test_folders  # noqa: E402
 
 TRAIN = [*TINY_ENCODER, "train.steps=4", "train.batch_size=8", "data.params.num_samples=64",
          "logging.every_steps=2", "logging.progress=false", "logging.aim=false",
@@ -29,10 +29,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli_eval_data")
-    class_folder(root / "train", 10, seed=0)
-    class_folder(root / "test", 5, seed=1)
-    return root
+    return train_test_folders(tmp_path_factory.mktemp("cli_eval_data"), 10, 5)
 
 
 def one_line_error(err: str) -> str:

@@ -38,6 +38,13 @@ def class_folder(root: Path, per_class: int = 12, seed: int = 0, rgb: bool = Tru
     return root
 
 
+def train_test_folders(root: Path, train_per_class: int, test_per_class: int) -> Path:
+    """``root/train`` and ``root/test`` class folders drawn with different seeds."""
+    class_folder(root / "train", train_per_class, seed=0)
+    class_folder(root / "test", test_per_class, seed=1)
+    return root
+
+
 def flat_folder(root: Path, n: int = 6) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):

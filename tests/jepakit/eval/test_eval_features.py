@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from evalkit import TINY, TINY_ENCODER, class_folder, flat_folder, idx_folder
+from evalkit import TINY, TINY_ENCODER, flat_folder, idx_folder, train_test_folders
 from torch import nn
 
 from jepakit.data.shards import make_shards
@@ -21,10 +21,7 @@ def source():
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    root = tmp_path_factory.mktemp("labelled")
-    class_folder(root / "train", 12, seed=0)
-    class_folder(root / "test", 6, seed=1)
-    return root
+    return train_test_folders(tmp_path_factory.mktemp("labelled"), 12, 6)
 
 
 def test_last4_slice_is_the_last_layer(source):
