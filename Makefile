@@ -57,7 +57,7 @@ $(FMNIST_OUT)/%/index.json: | venv
 	  --shard-size 5000 --prefix fmnist-$* --overwrite
 
 lint: venv
-	$(BIN)/ruff check jepakit plugins tests
+	$(BIN)/ruff check jepakit plugins tests benchmarks
 	$(BIN)/mypy jepakit
 
 clean:
