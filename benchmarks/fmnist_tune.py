@@ -23,35 +23,14 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "fashion-mnist"
 QUICK_DECAYS = (1e-3, 1e-2)  # the full probe's grid goes to 1e-6; this is for ranking only
 QUICK_ITERS = 60
-
-
-def load_split(split: str, limit: int, transform: Callable[..., torch.Tensor], in_chans: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    from jepakit.eval.data import EvalImages, collate_eval, resolve
-
-    images = EvalImages(resolve(DATA / split), transform, in_chans, limit)
-    xs, ys = [], []
-    for x, y, _ in DataLoader(images, batch_size=500, collate_fn=collate_eval):
-        xs.append(x)
-        ys.append(y)
-    return torch.cat(xs), torch.cat(ys)
-
-
-@torch.no_grad()
-def features(encoder: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    from jepakit.eval.features import encode
-
-    return torch.cat([encode(encoder, images[i:i + 500], "last4") for i in range(0, len(images), 500)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,39 +50,43 @@ def main(argv: list[str] | None = None) -> int:
     from jepakit_monitors.collapse import collapse_metrics
 
     from jepakit.engine import build
-    from jepakit.eval.data import eval_transform
+    from jepakit.eval.features import FeatureSource
     from jepakit.eval.knn import knn_accuracy
     from jepakit.eval.probe import linear_probe
+    from jepakit.eval.protocols import prepare
 
     trainer = build(args.recipe, [*args.overrides, "train.steps=100000", "logging.progress=false",
                                   "logging.aim=false"], write_files=False)
     batches = trainer.batches
-    steps, train_s, loss = 0, 0.0, float("nan")
+    steps, train_s, loss = 0, 0.0, None
     while train_s < args.budget_s:
         start = time.perf_counter()
         batch = next(batches).to(trainer.device)
-        loss = float(trainer.train_step(batch))
+        loss = trainer.train_step(batch)  # read once at the end: no sync per step
         train_s += time.perf_counter() - start
         steps += 1
 
     encoder = trainer.model.target_encoder.eval()
     data = trainer.recipe.data.params
-    transform = eval_transform(encoder.image_size[0], encoder.in_chans, tuple(data["mean"]),
-                               tuple(data["std"]))
-    train_x, train_y = load_split("train", args.train_n, transform, encoder.in_chans)
-    test_x, test_y = load_split("test", args.test_n, transform, encoder.in_chans)
-    a, b = features(encoder, train_x), features(encoder, test_x)
+    source = FeatureSource(encoder, "target encoder in training", "not cached",
+                           image_size=encoder.image_size[0], in_chans=encoder.in_chans,
+                           mean=tuple(data["mean"]), std=tuple(data["std"]))
+    probe_data = prepare(source, str(DATA), layers="last4", use_cache=False, progress=False,
+                         train_limit=args.train_n, test_limit=args.test_n)
+    a, train_y = probe_data.train.x, probe_data.train.y
+    b, test_y = probe_data.test.x, probe_data.test.y
     width = encoder.embed_dim
     batch = next(batches).to(trainer.device)
     masks = batch.masks if batch.masks is not None else trainer.masks(batch.images.shape[0], 0)
     monitors = collapse_metrics(trainer.model, batch.images, masks)
+
     def probe(train: torch.Tensor, test: torch.Tensor) -> float:
         return linear_probe(train, train_y, test, test_y, weight_decays=QUICK_DECAYS,
                             max_iter=QUICK_ITERS)["accuracy"]
 
     print(json.dumps({
         "overrides": args.overrides, "steps": steps, "train_s": round(train_s, 1),
-        "loss": round(loss, 4),
+        "loss": None if loss is None else round(float(loss), 4),
         "linear_last4": round(probe(a, b), 4),
         "linear_last": round(probe(a[:, -width:], b[:, -width:]), 4),
         "knn_last": round(knn_accuracy(a[:, -width:], train_y, b[:, -width:], test_y), 4),
