@@ -40,7 +40,8 @@ log = logging.getLogger("jepakit")
 
 Layers = Literal["last", "last4"]
 LAYERS: tuple[str, ...] = ("last", "last4")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+"""2: a hooked target module (data2vec) is read as the plain encoder, not as its hooks."""
 
 
 @attrs.define
@@ -77,13 +78,16 @@ def encoder_from_recipe(recipe: Any, registry: Any = None, state: dict[str, Any]
     with torch.random.fork_rng(devices=[]):  # leave the caller's random stream alone
         torch.manual_seed(recipe.train.seed)  # random init: the weights training starts from
         model, _ = build_jepa(recipe, registry or default_registry(), "cpu")
-    encoder = model.target_encoder
-    if state is not None:
-        try:
-            encoder.load_state_dict(state["target_encoder"])
-        except (KeyError, RuntimeError) as exc:
-            raise JepakitError(f"the checkpoint's target_encoder does not fit its recipe: "
-                               f"{str(exc).splitlines()[0]}") from None
+    # The target updater's module may be hooked to answer with something else (data2vec's
+    # average of layers); evaluation reads the plain encoder module with the target's
+    # weights (hooks are not part of a state dict).
+    encoder = model.encoder
+    weights = model.target_encoder.state_dict() if state is None else state["target_encoder"]
+    try:
+        encoder.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise JepakitError(f"the checkpoint's target_encoder does not fit its recipe: "
+                           f"{str(exc).splitlines()[0]}") from None
     return encoder.eval().requires_grad_(False)
 
 

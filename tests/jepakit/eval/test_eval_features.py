@@ -121,3 +121,31 @@ def test_missing_things_are_clear_errors(tmp_path):
         F.from_run(tmp_path / "run")
     with pytest.raises(JepakitError, match="run directory not found"):
         F.from_run(tmp_path / "absent")
+
+
+def test_hooked_target_module_is_read_as_a_plain_encoder_with_the_target_weights():
+    """data2vec's target module answers with an average of its last layers; evaluation
+    must read the encoder itself (last layer and last4) with the target's weights."""
+    from jepakit.model import build_jepa
+    from jepakit.recipe import load_recipe
+    from jepakit.registry import default_registry
+
+    d2v = (*TINY_ENCODER, "target_updater.name=data2vec", "target_updater.params.top_k=2",
+           "target_updater.params.layer_output=block")
+    recipe = load_recipe(TINY, d2v)
+    model, _ = build_jepa(recipe, default_registry(), "cpu")
+    with torch.no_grad():
+        for p in model.target_encoder.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # target weights differ from the online ones
+    state = {"target_encoder": model.target_encoder.state_dict()}
+    encoder = F.encoder_from_recipe(recipe, state=state)
+    assert F.has_blocks(encoder)
+    images = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        plain = F.encode(encoder, images, "last")
+        hooked_avg = model.target_encoder(images).mean(1)
+        model.encoder.load_state_dict(state["target_encoder"])
+        expected = model.encoder(images).mean(1)
+    torch.testing.assert_close(plain, expected)
+    assert not torch.allclose(plain, hooked_avg, atol=1e-3)
+    assert F.encode(encoder, images, "last4").shape == (2, 4 * 32)
