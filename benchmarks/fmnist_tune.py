@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from jepakit_monitors.collapse import collapse_metrics
 
     from jepakit.engine import build
-    from jepakit.eval.features import FeatureSource
+    from jepakit.eval.features import plain_target, source_for
     from jepakit.eval.knn import knn_accuracy
     from jepakit.eval.probe import linear_probe
     from jepakit.eval.protocols import prepare
@@ -66,19 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         train_s += time.perf_counter() - start
         steps += 1
 
-    encoder = trainer.model.target_encoder.eval()
-    data = trainer.recipe.data.params
-    source = FeatureSource(encoder, "target encoder in training", "not cached",
-                           image_size=encoder.image_size[0], in_chans=encoder.in_chans,
-                           mean=tuple(data["mean"]), std=tuple(data["std"]))
+    batch = next(batches).to(trainer.device)
+    masks = batch.masks if batch.masks is not None else trainer.masks(batch.images.shape[0], 0)
+    monitors = collapse_metrics(trainer.model, batch.images, masks)
+    encoder = plain_target(trainer.model)  # after the monitors: it replaces online weights
+    source = source_for(trainer.recipe, encoder, "target encoder in training", "not cached")
     probe_data = prepare(source, str(DATA), layers="last4", use_cache=False, progress=False,
                          train_limit=args.train_n, test_limit=args.test_n)
     a, train_y = probe_data.train.x, probe_data.train.y
     b, test_y = probe_data.test.x, probe_data.test.y
     width = encoder.embed_dim
-    batch = next(batches).to(trainer.device)
-    masks = batch.masks if batch.masks is not None else trainer.masks(batch.images.shape[0], 0)
-    monitors = collapse_metrics(trainer.model, batch.images, masks)
 
     def probe(train: torch.Tensor, test: torch.Tensor) -> float:
         return linear_probe(train, train_y, test, test_y, weight_decays=QUICK_DECAYS,

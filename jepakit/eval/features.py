@@ -78,16 +78,22 @@ def encoder_from_recipe(recipe: Any, registry: Any = None, state: dict[str, Any]
     with torch.random.fork_rng(devices=[]):  # leave the caller's random stream alone
         torch.manual_seed(recipe.train.seed)  # random init: the weights training starts from
         model, _ = build_jepa(recipe, registry or default_registry(), "cpu")
-    # The target updater's module may be hooked to answer with something else (data2vec's
-    # average of layers); evaluation reads the plain encoder module with the target's
-    # weights (hooks are not part of a state dict).
-    encoder = model.encoder
-    weights = model.target_encoder.state_dict() if state is None else state["target_encoder"]
+    weights = None if state is None else state["target_encoder"]
     try:
-        encoder.load_state_dict(weights)
+        return plain_target(model, weights)
     except RuntimeError as exc:
         raise JepakitError(f"the checkpoint's target_encoder does not fit its recipe: "
                            f"{str(exc).splitlines()[0]}") from None
+
+
+def plain_target(model: Any, weights: dict[str, Any] | None = None) -> nn.Module:
+    """The JEPA's encoder module holding the target encoder's weights (or ``weights``),
+    frozen. The target updater's own module may be hooked to answer with something else
+    (data2vec's average of layers); hooks are not part of a state dict, so the plain
+    module with those weights is what evaluation reads. It overwrites the online
+    weights: call it on a model that is done training."""
+    encoder: nn.Module = model.encoder
+    encoder.load_state_dict(model.target_encoder.state_dict() if weights is None else weights)
     return encoder.eval().requires_grad_(False)
 
 
@@ -100,8 +106,8 @@ def _recipe_of(state: dict[str, Any], where: Path, registry: Any) -> Any:
     return load_recipe(state["recipe"], (), registry)
 
 
-def _source_for(recipe: Any, encoder: Any, description: str, fingerprint: str,
-                **extra: Any) -> FeatureSource:
+def source_for(recipe: Any, encoder: Any, description: str, fingerprint: str,
+               **extra: Any) -> FeatureSource:
     """Sizes from the encoder contract (``image_size``, ``in_chans``); normalisation from
     the recipe's data params, as in training."""
     mean, std = _norm_stats(dict(recipe.data.params))
@@ -122,7 +128,7 @@ def from_checkpoint(path: str | Path, registry: Any = None) -> FeatureSource:
     encoder = encoder_from_recipe(recipe, registry, state)
     step = int(state.get("step", 0))
     run_dir = p.parent.parent if p.parent.name == "checkpoints" else None
-    return _source_for(recipe, encoder, f"{recipe.name} step {step} target encoder ({p})",
+    return source_for(recipe, encoder, f"{recipe.name} step {step} target encoder ({p})",
                        _file_fingerprint(p), run_dir=run_dir, checkpoint=p, step=step)
 
 
@@ -139,7 +145,7 @@ def from_run(run_dir: str | Path, registry: Any = None) -> FeatureSource:
     recipe = _recipe_of(state, path, registry)
     encoder = encoder_from_recipe(recipe, registry, state)
     step = int(state.get("step", 0))
-    return _source_for(recipe, encoder, f"{recipe.name} step {step} target encoder ({path})",
+    return source_for(recipe, encoder, f"{recipe.name} step {step} target encoder ({path})",
                        _file_fingerprint(path), run_dir=d, checkpoint=path, step=step)
 
 
@@ -151,7 +157,7 @@ def from_recipe(recipe_path: str | Path, overrides: tuple[str, ...] = (), regist
     recipe = load_recipe(recipe_path, overrides, registry)
     encoder = encoder_from_recipe(recipe, registry)
     digest = hashlib.sha1(json.dumps(_plain(recipe), sort_keys=True).encode()).hexdigest()[:12]
-    return _source_for(recipe, encoder, f"{recipe.name} random init", f"random:{digest}")
+    return source_for(recipe, encoder, f"{recipe.name} random init", f"random:{digest}")
 
 
 def pixels(image_size: int, in_chans: int, mean: tuple[float, ...] | None = None,
