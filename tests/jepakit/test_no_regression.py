@@ -1,0 +1,84 @@
+"""No regression from the method refactor: the engine's step for the I-JEPA and
+data2vec-style recipes gives, step by step, the losses of the engine as it was
+before steps became registered methods (commit 975f5b3).
+
+That engine's step is re-stated below (``reference_losses``) and driven on a second
+trainer built from the same recipe, so both start from the same weights, data and
+masks; the losses must agree within 1e-6 on any CPU. ``RECORDED`` keeps the losses
+the old engine itself printed on the machine of the refactor, as a record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import jepakit
+from jepakit.ops import gather_tokens
+from jepakit.runtime import autocast
+
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = 8
+SMALL = [
+    "encoder.params.embed_dim=64", "encoder.params.depth=3", "encoder.params.num_heads=4",
+    "predictor.params.embed_dim=32", "predictor.params.depth=1", "predictor.params.num_heads=4",
+    "train.batch_size=8", f"train.steps={STEPS}", "train.seed=3", "train.device=cpu",
+    "train.num_workers=0", "optim.warmup_steps=2", "logging.every_steps=1",
+    "logging.progress=false", "checkpoint.enabled=false", "data.params.num_samples=200",
+    "logging.aim=false", "logging.monitor_every_steps=0", "logging.loss_curve=false",
+]
+RECIPES = {
+    "ijepa": "recipes/ijepa_tiny.yaml",
+    "data2vec": "recipes/data2vec/data2vec_tiny.yaml",
+}
+RECORDED = {  # printed by commit 975f5b3's engine for SMALL (7 digits; CPU kernels may differ)
+    "data2vec": [0.2526128, 0.2520505, 0.2495726, 0.2477038, 0.2458532, 0.2423407, 0.2425359,
+                 0.2406566],
+    "ijepa": [0.4575366, 0.450373, 0.4378801, 0.4206327, 0.4030459, 0.3863238, 0.3780944,
+              0.3726295],
+}
+
+
+def reference_losses(trainer) -> list[float]:
+    """The pre-refactor ``JEPA.loss`` + ``Trainer.train_step``, on ``trainer``'s parts."""
+    m = trainer.model
+    encoder, predictor, target, updater, loss_fn = (
+        m.encoder, m.predictor, m.target_encoder, m.target_updater, m.loss_fn)
+    losses = []
+    for step in range(STEPS):
+        batch = next(trainer.batches)
+        images = batch.images
+        masks = trainer.masks(images.shape[0], step)
+        trainer.schedules.apply(trainer.optimizer, step)
+        with autocast(trainer.device, None):
+            with torch.no_grad():
+                features = loss_fn.prepare_targets(target(images))
+                targets = [gather_tokens(features, idx) for idx in masks.targets]
+            predictions, expected = [], []
+            for context in masks.context:
+                tokens = encoder(images, keep=context)
+                predictions += predictor(tokens, context, masks.targets)
+                expected += targets
+            loss = loss_fn(predictions, expected)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainer.optimizer.step()
+        with torch.no_grad():
+            updater.update(encoder, target, step)
+        losses.append(float(loss.detach()))
+    return losses
+
+
+@pytest.mark.parametrize("method", sorted(RECIPES))
+def test_engine_step_equals_the_pre_refactor_step(method):
+    recipe = ROOT / RECIPES[method]
+    engine = jepakit.build(recipe, SMALL, write_files=False)
+    summary_losses = [h["loss"] for h in (engine.fit(), engine.history)[1]]
+    reference = jepakit.build(recipe, SMALL, write_files=False)
+    expected = reference_losses(reference)
+    assert len(summary_losses) == STEPS
+    assert summary_losses == pytest.approx(expected, abs=1e-6)
+    assert expected[-1] != expected[0]  # the step really trains
+    assert summary_losses == pytest.approx(RECORDED[method], abs=1e-4)
