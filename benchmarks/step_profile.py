@@ -18,7 +18,8 @@ import time
 
 import torch
 
-from jepakit.model import build_jepa
+from jepakit.data.loader import Batch
+from jepakit.method import build_method
 from jepakit.optim import Schedules, build_optimizer
 from jepakit.recipe import load_recipe
 from jepakit.registry import default_registry
@@ -45,12 +46,12 @@ def main() -> int:
     configure_device(device)
     dtype = select_dtype(recipe.train.precision, device)
     seed_everything(0)
-    model, masker = build_jepa(recipe, default_registry(), device, total_steps=100)
+    model, masker = build_method(recipe, default_registry(), device, total_steps=100)
     optimizer = build_optimizer(model.trainable(), recipe.optim)
     schedules = Schedules(recipe.optim, recipe.train)
     batch = recipe.train.batch_size
-    h, w = model.image_size
-    images = torch.randn(batch, model.in_chans, h, w, device=device)
+    h, w = model.encoder.image_size
+    images = torch.randn(batch, model.encoder.in_chans, h, w, device=device)
     generator = torch.Generator().manual_seed(0)
 
     def sync() -> None:
@@ -64,20 +65,20 @@ def main() -> int:
             sync()
             marks.append(time.perf_counter())
 
-        masks = masker(batch, model.patch_grid, generator)
+        masks = masker(batch, model.encoder.patch_grid, generator)
         mark()
         masks = masks.to(device)
         mark()
         schedules.apply(optimizer, i)
         with autocast(device, dtype):
-            loss = model.loss(images, masks)
+            loss = model(Batch(images=images, labels=None, masks=masks), i).loss
         mark()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         mark()
         optimizer.step()
         mark()
-        model.update_target(i)
+        model.after_optimizer_step(i)
         mark()
         if phases is not None:
             for name, a, b in zip(PHASES, marks, marks[1:]):

@@ -23,8 +23,10 @@ import torch.nn.functional as F
 
 from jepakit import __version__
 from jepakit.contracts import Masks
+from jepakit.data.loader import Batch
+from jepakit.errors import JepakitError
 from jepakit.flops import train_step_flops
-from jepakit.model import JEPA, build_jepa
+from jepakit.method import build_method, input_shape
 from jepakit.optim import Schedules, build_optimizer
 from jepakit.recipe import load_recipe
 from jepakit.registry import Registry, default_registry
@@ -93,7 +95,7 @@ def mask_key(masks: Masks) -> tuple[int, ...]:
     return tuple(int(m.shape[1]) for m in masks.context + masks.targets)
 
 
-_META_MODEL: JEPA | None = None  # set before forking FLOP-counting workers
+_META_MODEL: Any = None  # set before forking FLOP-counting workers
 
 
 def _count_one(masks: Masks) -> tuple[tuple[int, ...], int]:
@@ -110,7 +112,7 @@ class FlopCounting:
     count waits until the timing is over, so it never competes with it.
     """
 
-    def __init__(self, meta_model: JEPA, planned: Sequence[Masks], parallel: bool) -> None:
+    def __init__(self, meta_model: Any, planned: Sequence[Masks], parallel: bool) -> None:
         global _META_MODEL
         _META_MODEL = meta_model
         distinct = {mask_key(m): m for m in planned}
@@ -141,34 +143,38 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
     batch = recipe.train.batch_size
     # The masks every step will draw are known up front (the same generator state), so
     # their FLOPs are counted off the timed path.
-    meta_model, masker = build_jepa(recipe, registry, "meta")
+    meta_model, masker = build_method(recipe, registry, "meta")
+    if masker is None:
+        raise JepakitError(f"jepakit bench times masked methods; method "
+                           f"'{recipe.spec('method').name}' draws no masks")
+    grid = tuple(meta_model.encoder.patch_grid)
     generator = torch.Generator().manual_seed(recipe.train.seed)
     plan_generator = torch.Generator()
     plan_generator.set_state(generator.get_state())
-    planned = [masker(batch, meta_model.patch_grid, plan_generator)
+    planned = [masker(batch, grid, plan_generator)
                for _ in range(warmup + steps)][warmup:]
     counting = FlopCounting(meta_model, planned, parallel=device.type == "cuda")
 
     seed_everything(recipe.train.seed)
-    model, _ = build_jepa(recipe, registry, device, total_steps=warmup + steps)
+    model, _ = build_method(recipe, registry, device, total_steps=warmup + steps)
     optimizer = build_optimizer(model.trainable(), recipe.optim)
     schedules = Schedules(recipe.optim, recipe.train)
-    loss_fn = torch.compile(model.loss) if compile_model else model.loss
-    h, w = model.image_size
-    images = torch.randn(batch, model.in_chans, h, w, device=device)
+    step_fn = torch.compile(model) if compile_model else model
+    c, h, w = input_shape(model)
+    images = torch.randn(batch, c, h, w, device=device)
     times = []
     for step in range(warmup + steps):
         _sync(device)
         start = time.perf_counter()
-        masks = masker(batch, model.patch_grid, generator)
+        masks = masker(batch, grid, generator)
         masks_dev = masks.to(device)
         schedules.apply(optimizer, step)
         with autocast(device, dtype):
-            loss = loss_fn(images, masks_dev)
+            loss = step_fn(Batch(images=images, labels=None, masks=masks_dev), step).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        model.update_target(step)
+        model.after_optimizer_step(step)
         _sync(device)
         elapsed = time.perf_counter() - start
         if step >= warmup:

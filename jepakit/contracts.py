@@ -1,4 +1,4 @@
-"""The five component contracts the engine relies on (design.md section 3).
+"""The component contracts the engine relies on (docs/plugins.md#contracts).
 
 The engine talks to components only through these protocols; plugins need not
 inherit from anything, they only have to fit the shapes below.
@@ -7,7 +7,7 @@ Shapes: B batch, N patches, K kept patches, D width.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -67,7 +67,12 @@ class Predictor(Protocol):
 
 @runtime_checkable
 class TargetUpdater(Protocol):
-    """Owns the target network: ``build`` it from the online encoder, ``update`` it each step."""
+    """Owns the target network: ``build`` it from the online encoder, ``update`` it after
+    each optimizer step.
+
+    ``build`` may return the online encoder itself (LeJEPA: no teacher); then nothing
+    is copied and ``update`` is never called. ``detach_targets`` (default True) says
+    whether targets are computed without gradients (stop-gradient, as with an EMA)."""
 
     def build(self, online: nn.Module) -> nn.Module: ...
 
@@ -81,24 +86,96 @@ class TargetUpdater(Protocol):
 
 
 @runtime_checkable
+class Projector(Protocol):
+    """``projector(embeddings [B, D]) -> [B, out_dim]``: a trainable head between the
+    backbone and the loss (LeJEPA's MLP), saved and probed apart from the backbone."""
+
+    out_dim: int
+
+    def __call__(self, embeddings: torch.Tensor) -> torch.Tensor: ...
+
+
+@attrs.define
+class StepOutputs:
+    """What a method's step produced. A loss reads the fields its ``inputs`` name,
+    so one loss (SIGReg) can serve any method that fills ``embeddings``."""
+
+    predictions: list[torch.Tensor] = attrs.field(factory=list)
+    """Predicted target tokens, one [B, Kt, D] per (context, target block) pair."""
+    targets: list[torch.Tensor] = attrs.field(factory=list)
+    """The regression targets matching ``predictions``."""
+    embeddings: list[torch.Tensor] = attrs.field(factory=list)
+    """Per-view embeddings [B, D'] (projected when the method has a projector), global
+    views first; I-JEPA gives its pooled context embedding per context mask."""
+    num_global: int = 0
+    """How many leading ``embeddings`` are global views (the invariance centre)."""
+    target_features: torch.Tensor | None = None
+    """The target network's tokens [B, N, D] over the whole image, when there are any
+    (read by the collapse monitors instead of running the network again)."""
+    step: int = 0
+    seed: int = 0
+
+    def read(self, names: Sequence[str], who: str = "loss") -> list[Any]:
+        missing = [n for n in names if not hasattr(self, n)]
+        if missing:
+            valid = ", ".join(f.name for f in attrs.fields(StepOutputs))
+            raise ValueError(f"{who} reads unknown step output(s) {missing}; valid: {valid}")
+        return [getattr(self, n) for n in names]
+
+
+@runtime_checkable
 class Loss(Protocol):
-    """``prepare_targets`` turns raw target features into regression targets;
-    ``loss(predictions, targets)`` returns a scalar tensor."""
+    """``loss(*inputs) -> scalar tensor`` or a ``dict`` of named terms (summed).
 
-    def prepare_targets(self, features: torch.Tensor) -> torch.Tensor: ...
+    ``inputs`` (class attribute, default ``("predictions", "targets")``) names the
+    :class:`StepOutputs` fields the loss reads. A regression loss may also define
+    ``prepare_targets(features)``, which turns raw target features into targets
+    (I-JEPA: LayerNorm without affine) before they are gathered."""
 
-    def __call__(
-        self, predictions: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
-    ) -> torch.Tensor: ...
+    def __call__(self, *inputs: Any) -> torch.Tensor | dict[str, torch.Tensor]: ...
 
 
-KINDS: tuple[str, ...] = ("encoder", "masker", "predictor", "target_updater", "loss", "dataset")
-"""Component kinds, in the order a recipe lists them."""
+@attrs.define
+class StepResult:
+    """A method's answer for one batch: the loss to minimise, the loss terms (for
+    metrics.jsonl, as ``loss/<term>``) and the outputs (for monitors)."""
 
-CONTRACTS: dict[str, type] = {
-    "encoder": Encoder,
-    "masker": Masker,
-    "predictor": Predictor,
-    "target_updater": TargetUpdater,
-    "loss": Loss,
-}
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    outputs: StepOutputs
+
+
+@runtime_checkable
+class Method(Protocol):
+    """A training method (I-JEPA, LeJEPA, ...): an ``nn.Module`` that owns its component
+    modules and computes one step's loss; the engine does the rest (optimizer and
+    schedules, precision, DDP over the whole method, non-finite and preemption handling,
+    checkpoints, logging). In the spirit of torchtitan's ``TrainSpec``.
+
+    - ``components`` (class attribute): recipe sections it is built from, each mapped
+      to whether it is required; the engine builds those and passes them to the
+      factory by kind name (``encoder=...``, ``loss=...`` the composed loss terms).
+    - ``forward(batch, step) -> StepResult``: the differentiable part of a step.
+    - ``trainable()``: the modules the optimizer updates.
+    - ``after_optimizer_step(step)``: e.g. the EMA update (or nothing).
+    - ``eval_encoder()``: the plain backbone module evaluation and export read.
+    - ``log_values(step)``: host-side values for metrics.jsonl (e.g. ``momentum``).
+    - ``extra_state()`` / ``load_extra_state(state)``: non-module state for checkpoints
+      (module weights are saved per child module, under its attribute name).
+    """
+
+    components: Mapping[str, bool]
+
+    def __call__(self, batch: Any, step: int) -> StepResult: ...
+
+    def trainable(self) -> list[nn.Module]: ...
+
+    def after_optimizer_step(self, step: int) -> None: ...
+
+    def eval_encoder(self) -> nn.Module: ...
+
+    def log_values(self, step: int) -> dict[str, float]: ...
+
+    def extra_state(self) -> dict[str, Any]: ...
+
+    def load_extra_state(self, state: dict[str, Any]) -> None: ...

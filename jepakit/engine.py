@@ -1,9 +1,11 @@
-"""The step-based training loop around :class:`jepakit.model.JEPA`.
+"""The step-based training loop around a registered method (``jepakit.contracts.Method``).
 
-One process or many (torchrun / SLURM): only the encoder and predictor are
-wrapped in DDP, the target network is updated identically on every rank, and
-only rank 0 writes files. State for an exact resume: models, optimizer, step,
-data position and RNG streams of every rank.
+The method computes a step's loss; the engine keeps what every method shares:
+optimizer and schedules, precision, DDP over the whole method (only what it trains
+gets gradients; a target copy is updated identically on every rank by the method),
+non-finite and preemption handling, checkpoints and logging. Only rank 0 writes
+files. State for an exact resume: every module of the method, its extra state,
+optimizer, step, data position and RNG streams of every rank.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from jepakit import __version__, checkpoint, distributed
 from jepakit.config import unstructure
+from jepakit.contracts import StepResult
 from jepakit.data.badsamples import DataHealth
 from jepakit.data.loader import Batch, Epochs, MaskStream, build_loader
 from jepakit.errors import ConfigError, JepakitError
 from jepakit.faults import NonFiniteWatch, PreemptionFlag
 from jepakit.flops import mask_sizes
-from jepakit.model import JEPA, build_jepa
+from jepakit.method import build_method, input_shape
 from jepakit.optim import Schedules, build_optimizer
 from jepakit.recipe import Recipe, dump_recipe, load_recipe
 from jepakit.registry import Registry, default_registry
@@ -44,7 +47,7 @@ from jepakit.tracking import MetricsWriter, Progress, Throughput, log, setup_log
 class Trainer:
     """Holds what a run needs; :meth:`fit` runs it."""
 
-    def __init__(self, recipe: Recipe, model: JEPA, masks: MaskStream, batches: Epochs,
+    def __init__(self, recipe: Recipe, model: Any, masks: MaskStream | None, batches: Epochs,
                  registry: Registry, device: torch.device, run_dir: Path | None,
                  env: distributed.DistEnv | None = None) -> None:
         self.recipe, self.model, self.masks, self.batches = recipe, model, masks, batches
@@ -60,13 +63,11 @@ class Trainer:
         self.skipped_steps = 0
         self.last_batch: Batch | None = None
         self.data_health = DataHealth.for_dataset(getattr(batches.loader, "dataset", None))
-        self.encoder, self.predictor = model.encoder, model.predictor
-        if self.env.distributed:
+        self.last_result: StepResult | None = None
+        self.step_module: Any = model
+        if self.env.distributed:  # DDP syncs every module's start from rank 0
             ids = [device.index] if device.type == "cuda" else None
-            self.encoder = DDP(model.encoder, device_ids=ids)
-            self.predictor = DDP(model.predictor, device_ids=ids)
-            for p in model.target_encoder.parameters():  # same start on every rank
-                dist.broadcast(p.data, src=0)
+            self.step_module = DDP(model, device_ids=ids)
 
     @property
     def checkpoint_dir(self) -> Path | None:
@@ -75,12 +76,12 @@ class Trainer:
     def train_step(self, batch: Batch) -> torch.Tensor:
         """One optimisation step (advances ``self.step``); returns the loss without
         syncing to the host, except when ``train.skip_nonfinite_steps`` asks to check."""
-        masks = batch.masks
-        if masks is None:
-            masks = batch.masks = self.masks(batch.images.shape[0], self.step).to(self.device)
+        if batch.masks is None and self.masks is not None:
+            batch.masks = self.masks(batch.images.shape[0], self.step).to(self.device)
         self.schedules.apply(self.optimizer, self.step)
         with autocast(self.device, self.dtype):
-            loss = self.model.loss(batch.images, masks, self.encoder, self.predictor)
+            result = self.step_module(batch, self.step)
+        self.last_result, loss = result, result.loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # DDP averages gradients, so one rank's NaN reaches all: every rank decides alike.
@@ -98,7 +99,7 @@ class Trainer:
             params = [p for m in self.model.trainable() for p in m.parameters()]
             torch.nn.utils.clip_grad_norm_(params, self.recipe.optim.grad_clip, foreach=True)
         self.optimizer.step()
-        self.model.update_target(self.step)
+        self.model.after_optimizer_step(self.step)
         self.step += 1
         return loss.detach()
 
@@ -148,14 +149,16 @@ class Trainer:
         return summary
 
     def _metrics(self, loss: torch.Tensor, batch: Batch, images_per_s: float) -> dict[str, Any]:
-        assert batch.masks is not None
+        terms = self.last_result.terms if self.last_result is not None else {}
         return {
             "step": self.step,
             "loss": float(distributed.mean_across_ranks(loss)),
+            **{f"loss/{name}": float(distributed.mean_across_ranks(value))
+               for name, value in terms.items() if len(terms) > 1 or "/" in name},
             "lr": self.schedules.lr(self.step - 1),
             "weight_decay": self.schedules.weight_decay(self.step - 1),
-            "momentum": self.model.target_updater.momentum(self.step - 1),
-            **mask_sizes(batch.masks),
+            **self.model.log_values(self.step - 1),
+            **(mask_sizes(batch.masks) if batch.masks is not None else {}),
             "images_per_s": images_per_s,
             **self.data_health.metrics(),
         }
@@ -175,10 +178,8 @@ class Trainer:
         ranks = _gather(per_rank, self.env)
         return {
             "step": self.step,
-            "encoder": self.model.encoder.state_dict(),
-            "predictor": self.model.predictor.state_dict(),
-            "target_encoder": self.model.target_encoder.state_dict(),
-            "target_updater": self.model.target_updater.state_dict(),
+            **module_states(self.model),
+            "method_state": self.model.extra_state(),
             "optimizer": self.optimizer.state_dict(),
             "ranks": ranks,
             "data_health": self.data_health.state_dict(),
@@ -192,10 +193,7 @@ class Trainer:
         if len(ranks) != self.env.world_size:
             raise JepakitError(f"the checkpoint was written by {len(ranks)} processes; this run "
                                f"has {self.env.world_size}: resume with the same world size")
-        self.model.encoder.load_state_dict(state["encoder"])
-        self.model.predictor.load_state_dict(state["predictor"])
-        self.model.target_encoder.load_state_dict(state["target_encoder"])
-        self.model.target_updater.load_state_dict(state["target_updater"])
+        load_module_states(self.model, state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.data_health.load_state_dict(state.get("data_health", {}))
         self.skipped_steps = int(state.get("skipped_steps", 0))
@@ -247,6 +245,27 @@ class Trainer:
             "run_dir": str(self.run_dir) if self.run_dir else None,
             **self.data_health.summary(),
         }
+
+
+def module_states(method: torch.nn.Module) -> dict[str, Any]:
+    """Each module the method owns, by attribute name (``encoder``, ``target_encoder``,
+    ...); a module shared under two names (a target that is the online encoder) once."""
+    return {name: child.state_dict() for name, child in method.named_children()}
+
+
+def load_module_states(method: Any, state: dict[str, Any]) -> None:
+    """The inverse of :func:`module_states` plus the method's extra state; a checkpoint
+    from before methods existed keeps its target updater state at the top level."""
+    for name, child in method.named_children():
+        if name not in state:
+            raise JepakitError(f"the checkpoint holds no '{name}' weights for this recipe's "
+                               f"method (it holds: {', '.join(sorted(map(str, state)))})")
+        child.load_state_dict(state[name])
+    extra = state.get("method_state")
+    if extra is None and "target_updater" in state:
+        extra = {"target_updater": state["target_updater"]}
+    if extra is not None:
+        method.load_extra_state(extra)
 
 
 def _any_rank(flag: bool) -> bool:
@@ -301,11 +320,13 @@ def build(
     distributed.init(env, device)
     per_rank = distributed.per_rank_batch(recipe.train.batch_size, env)
     seed_everything(recipe.train.seed)  # identical initial weights on every rank
-    model, masker = build_jepa(recipe, registry, device)
+    model, masker = build_method(recipe, registry, device)
     seed_everything(recipe.train.seed + env.rank)
+    in_chans, height, _ = input_shape(model)
+    data = recipe.spec("dataset")
     dataset = registry.create(
-        "dataset", recipe.data.name, recipe.data.params, path="data.params",
-        image_size=model.image_size[0], in_chans=model.in_chans, seed=recipe.train.seed,
+        "dataset", data.name, data.params, path="data.params",
+        image_size=height, in_chans=in_chans, seed=recipe.train.seed,
     )
     if hasattr(dataset, "__len__") and len(dataset) < recipe.train.batch_size:
         raise ConfigError(
@@ -328,7 +349,9 @@ def build(
             and not cpu_has_native_bf16():
         log.warning("train.precision=bf16 on a CPU without native bf16: matmuls are emulated "
                     "and far slower than fp32")
-    masks = MaskStream(masker, model.patch_grid, seed=recipe.train.seed, rank=env.rank)
+    masks = None if masker is None else MaskStream(
+        masker, tuple(getattr(model, "encoder").patch_grid),  # noqa: B009 (contract attribute)
+        seed=recipe.train.seed, rank=env.rank)
     trainer = Trainer(recipe, model, masks, Epochs(loader), registry, device, out, env)
     if resume:
         trainer.resume(resume)

@@ -8,7 +8,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from jepakit.contracts import Masks
-from jepakit.model import JEPA
+from jepakit.data.loader import Batch
+from jepakit.method import input_shape
 
 
 def count_params(module: torch.nn.Module, trainable_only: bool = False) -> int:
@@ -27,18 +28,18 @@ def mask_sizes(masks: Masks) -> dict[str, int]:
     }
 
 
-def train_step_flops(model: JEPA, masks: Masks) -> int:
+def train_step_flops(model: Any, masks: Masks | None) -> int:
     """FLOPs per image of one training step (target forward, context forward and
     backward, predictor forward and backward) for these mask sizes.
 
     Counted by torch's FlopCounterMode on the meta device for one image, so it is
     exact for the actual components whatever their architecture.
     """
-    masks_1 = Masks(context=[m[:1].to("meta") for m in masks.context],
-                    targets=[m[:1].to("meta") for m in masks.targets])
-    h, w = model.image_size
-    images = torch.zeros(1, model.in_chans, h, w, device="meta")
+    masks_1 = None if masks is None else Masks(
+        context=[m[:1].to("meta") for m in masks.context],
+        targets=[m[:1].to("meta") for m in masks.targets])
+    c, h, w = input_shape(model)
+    images = torch.zeros(1, c, h, w, device="meta")
     with FlopCounterMode(display=False) as counter:
-        loss = model.loss(images, masks_1)
-        loss.backward()
+        model(Batch(images=images, labels=None, masks=masks_1), 0).loss.backward()
     return int(counter.get_total_flops())

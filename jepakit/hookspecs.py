@@ -1,16 +1,19 @@
 """pluggy hook specifications: the only way the engine learns about components.
 
-Registration hooks follow the collect-all pattern: every plugin returns an
-iterable of :class:`jepakit.Component`, the registry flattens them. Lifecycle
+Registration hooks (one per component kind, generated from ``jepakit/kinds.py``)
+follow the collect-all pattern: every plugin returns an iterable of
+:class:`jepakit.Component`, the registry flattens them. Lifecycle
 hooks let plugins watch training without touching the engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+from jepakit.kinds import KINDS, Kind
 
 if TYPE_CHECKING:
     from jepakit.registry import Component
@@ -19,83 +22,24 @@ hookspec = pluggy.HookspecMarker("jepakit")
 hookimpl = pluggy.HookimplMarker("jepakit")
 
 
-@hookspec
-def jepakit_encoders() -> Iterable[Component]:
-    """Register encoders: ``factory(config) -> module`` fitting :class:`jepakit.contracts.Encoder`.
+def _registration_spec(kind: Kind) -> Callable[[], Iterable[Component]]:
+    def spec() -> Iterable[Component]:
+        raise NotImplementedError  # a spec is never called; pluggy calls the plugins
 
-    Example::
-
-        @jepakit.hookimpl
-        def jepakit_encoders():
-            return [jepakit.Component("convnet", ConvNet, ConvNetConfig)]
-    """
-
-
-@hookspec
-def jepakit_maskers() -> Iterable[Component]:
-    """Register maskers: ``factory(config) -> masker`` fitting :class:`jepakit.contracts.Masker`.
-
-    Maskers run inside DataLoader workers, so the object must pickle.
-
-    Example::
-
-        @jepakit.hookimpl
-        def jepakit_maskers():
-            return [jepakit.Component("checkerboard", Checkerboard, CheckerboardConfig)]
-    """
+    spec.__name__ = spec.__qualname__ = kind.hook
+    spec.__doc__ = (
+        f"Register {kind.name} components (recipe section ``{kind.section}``): "
+        f"``{kind.factory}``.\n\n    Example::\n\n        @jepakit.hookimpl\n"
+        f"        def {kind.hook}():\n            return [{kind.example}]\n    "
+    )
+    return hookspec(spec)
 
 
-@hookspec
-def jepakit_predictors() -> Iterable[Component]:
-    """Register predictors: ``factory(config, *, embed_dim, patch_grid) -> module``.
-
-    The engine passes the encoder's width and patch grid.
-
-    Example::
-
-        @jepakit.hookimpl
-        def jepakit_predictors():
-            return [jepakit.Component("mlp", MLPPredictor, MLPPredictorConfig)]
-    """
-
-
-@hookspec
-def jepakit_target_updaters() -> Iterable[Component]:
-    """Register target updaters: ``factory(config, *, total_steps) -> updater``.
-
-    Example::
-
-        @jepakit.hookimpl
-        def jepakit_target_updaters():
-            return [jepakit.Component("frozen", FrozenTarget, FrozenTargetConfig)]
-    """
-
-
-@hookspec
-def jepakit_losses() -> Iterable[Component]:
-    """Register losses: ``factory(config) -> loss`` fitting :class:`jepakit.contracts.Loss`.
-
-    Example::
-
-        @jepakit.hookimpl
-        def jepakit_losses():
-            return [jepakit.Component("cosine", CosineLoss, CosineLossConfig)]
-    """
-
-
-@hookspec
-def jepakit_datasets() -> Iterable[Component]:
-    """Register data sources: ``factory(config, *, image_size, in_chans, seed) -> dataset``.
-
-    The dataset is a map-style or iterable torch dataset yielding an image tensor
-    [C, H, W] or an ``(image, label)`` pair.
-
-    Example::
-
-        @jepakit.hookimpl
-        def jepakit_datasets():
-            return [jepakit.Component("my_images", MyImages, MyImagesConfig)]
-    """
+# One registration hook per kind, generated from the kinds table (jepakit/kinds.py):
+# jepakit_methods, jepakit_encoders, jepakit_maskers, jepakit_predictors, jepakit_projectors,
+# jepakit_target_updaters, jepakit_losses, jepakit_datasets.
+for _kind in KINDS:
+    globals()[_kind.hook] = _registration_spec(_kind)
 
 
 @hookspec
@@ -106,7 +50,7 @@ def jepakit_on_train_start(trainer: Any) -> None:
 
         @jepakit.hookimpl
         def jepakit_on_train_start(trainer):
-            print("training", trainer.recipe.encoder.name, "in", trainer.run_dir)
+            print("training", trainer.recipe.spec("encoder").name, "in", trainer.run_dir)
     """
 
 

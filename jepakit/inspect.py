@@ -5,22 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from jepakit.flops import count_params, mask_sizes, sample_masks, train_step_flops
-from jepakit.model import build_jepa
+from jepakit.method import build_method
 from jepakit.recipe import Recipe
 
 
 def describe(recipe: Recipe, registry: Any) -> dict[str, Any]:
     """Build the models on the meta device and count parameters and step FLOPs
     (per image, for masks drawn from the recipe's masker)."""
-    model, masker = build_jepa(recipe, registry, device="meta")
-    grid = model.patch_grid
-    masks = sample_masks(masker, grid, seed=recipe.train.seed)
+    model, masker = build_method(recipe, registry, device="meta")
+    grid = tuple(model.encoder.patch_grid)
+    masks = None if masker is None else sample_masks(masker, grid, seed=recipe.train.seed)
     flops = train_step_flops(model, masks)
     return {
-        "encoder_params": count_params(model.encoder),
-        "predictor_params": count_params(model.predictor),
+        **{f"{name}_params": count_params(child) for name, child in model.named_children()
+           if name != "target_encoder"},
         "patch_grid": list(grid),
-        **mask_sizes(masks),
+        **(mask_sizes(masks) if masks is not None else {}),
         "train_flops_per_image": flops,
         "train_flops_per_step": flops * recipe.train.batch_size,
         "total_steps": recipe.train.total_steps,

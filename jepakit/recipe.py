@@ -10,6 +10,7 @@ names the key.
 from __future__ import annotations
 
 import copy
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from attrs import validators as v
 
 from jepakit.config import check, field_types, structure, unstructure
 from jepakit.errors import ConfigError, JepakitError, did_you_mean
+from jepakit.kinds import BY_NAME, BY_SECTION, KINDS
 
 
 @attrs.define
@@ -28,6 +30,8 @@ class ComponentSpec:
 
     name: str
     params: dict[str, Any] = attrs.field(factory=dict)
+    weight: float = 1.0
+    """A loss term's weight in the total loss (sections that list several components)."""
 
 
 @attrs.define
@@ -121,16 +125,23 @@ class LoggingConfig:
     """Write loss.png (loss and monitors against step) at the end of the run."""
 
 
-@attrs.define
-class Recipe:
-    """The whole run: five components, a data source, optimisation and bookkeeping."""
+def _with_component_sections(cls: type) -> type:
+    """One optional section per component kind (``jepakit/kinds.py``), added before attrs
+    builds the class, so that a new kind needs no edit here. Which sections a recipe
+    must have is the method's to say (:func:`resolve_components`)."""
+    for kind in KINDS:
+        many = " | list[ComponentSpec]" if kind.many else ""
+        cls.__annotations__[kind.section] = f"ComponentSpec{many} | None"
+        setattr(cls, kind.section, None)
+    return cls
 
-    encoder: ComponentSpec
-    masker: ComponentSpec
-    predictor: ComponentSpec
-    target_updater: ComponentSpec
-    loss: ComponentSpec
-    data: ComponentSpec
+
+@attrs.define
+@_with_component_sections
+class Recipe:
+    """The whole run: a method and the components it is built from (one section per
+    kind, ``jepakit/kinds.py``), a data source, optimisation and bookkeeping."""
+
     train: TrainConfig
     optim: OptimConfig = attrs.field(factory=OptimConfig)
     checkpoint: CheckpointConfig = attrs.field(factory=CheckpointConfig)
@@ -140,17 +151,31 @@ class Recipe:
     def __attrs_post_init__(self) -> None:
         check(self.optim.warmup_epochs is None or self.train.samples_per_epoch is not None,
               "optim.warmup_epochs needs train.samples_per_epoch (images in one epoch)")
+        for kind in KINDS:
+            if kind.many:
+                continue
+            spec = getattr(self, kind.section)
+            check(spec is None or spec.weight == 1.0,
+                  f"{kind.section}.weight: only loss terms have a weight")
 
+    def specs(self, kind: str) -> list[ComponentSpec]:
+        """The components of ``kind`` the recipe names (none, one, or a list of terms)."""
+        value = getattr(self, BY_NAME[kind].section)
+        if value is None:
+            return []
+        return list(value) if isinstance(value, list) else [value]
 
-COMPONENT_SECTIONS: dict[str, str] = {
-    "encoder": "encoder",
-    "masker": "masker",
-    "predictor": "predictor",
-    "target_updater": "target_updater",
-    "loss": "loss",
-    "data": "dataset",
-}
-"""Recipe section -> component kind."""
+    def spec(self, kind: str) -> ComponentSpec:
+        """The one component of ``kind``; a ConfigError when the recipe names none."""
+        specs = self.specs(kind)
+        if len(specs) != 1:
+            section = BY_NAME[kind].section
+            raise ConfigError(f"{section}: expected one {kind} component, the recipe names "
+                              f"{len(specs)}")
+        return specs[0]
+
+    def has(self, kind: str) -> bool:
+        return getattr(self, BY_NAME[kind].section) is not None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -175,8 +200,14 @@ def _annotation_at(parts: list[str]) -> Any:
         hints = field_types(cls)
         if part not in hints:
             return None
-        cls = hints[part]
+        cls = _unwrap_section(hints[part])
     return cls
+
+
+def _unwrap_section(tp: Any) -> Any:
+    """``ComponentSpec | None`` (a component section) -> ComponentSpec."""
+    found = [a for a in typing.get_args(tp) if attrs.has(a)]
+    return found[0] if found and not attrs.has(tp) else tp
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
@@ -201,10 +232,17 @@ def apply_override(data: dict[str, Any], override: str) -> None:
             cls = hints[part]
         else:
             cls = None
+        if isinstance(node, list):  # a list section: `loss.1.weight=0.1`
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"override '{override}': '{'.'.join(parts[:i])}' is a list of "
+                                  f"{len(node)}; use an index 0..{len(node) - 1}")
+            node = node[int(part)]
+            cls = ComponentSpec
+            continue
         child = node.get(part)
         if child is None:
             child = node[part] = {}
-        if not isinstance(child, dict):
+        if not isinstance(child, dict | list):
             raise ConfigError(f"override '{override}': '{'.'.join(parts[: i + 1])}' is not a section")
         node = child
     if _annotation_at(parts) is str and not isinstance(value, str):
@@ -216,7 +254,7 @@ def _split_name_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str
     """``<component section>.name=...`` overrides go first: they decide which config
     class the section's params overrides are checked against."""
     names = [o for o in overrides
-             if o.partition("=")[0].strip() in {f"{s}.name" for s in COMPONENT_SECTIONS}]
+             if o.partition("=")[0].strip() in {f"{s}.name" for s in BY_SECTION}]
     return names, [o for o in overrides if o not in names]
 
 
@@ -252,19 +290,55 @@ def load_recipe(
 
 
 def resolve_components(recipe: Recipe, registry: Any = None) -> Recipe:
-    """Check each component name and params against the registry; fill in defaults."""
+    """Check each component name and params against the registry, fill in defaults, and
+    check that the recipe has exactly the sections its method is built from."""
     from jepakit.registry import default_registry
 
     registry = registry or default_registry()
-    for section, kind in COMPONENT_SECTIONS.items():
-        spec: ComponentSpec = getattr(recipe, section)
-        try:
-            registry.get(kind, spec.name)
-        except JepakitError as exc:
-            raise ConfigError(f"{section}.name: {exc}") from None
-        spec.params = unstructure(registry.config(kind, spec.name, spec.params, f"{section}.params"))
+    for kind in KINDS:
+        specs = recipe.specs(kind.name)
+        for i, spec in enumerate(specs):
+            where = f"{kind.section}[{i}]" if isinstance(getattr(recipe, kind.section), list) \
+                else kind.section
+            try:
+                registry.get(kind.name, spec.name)
+            except JepakitError as exc:
+                raise ConfigError(f"{where}.name: {exc}") from None
+            spec.params = unstructure(registry.config(kind.name, spec.name, spec.params,
+                                                      f"{where}.params"))
+    for required in ("method", "dataset"):
+        if not recipe.has(required):
+            raise ConfigError(f"missing required key(s): {BY_NAME[required].section}")
+    method = recipe.spec("method").name
+    uses = method_components(registry, method)
+    for kind in KINDS:
+        if kind.name in ("method", "dataset"):
+            continue
+        if uses.get(kind.name) and not recipe.has(kind.name):
+            raise ConfigError(f"{kind.section}: method '{method}' needs a {kind.name}; add a "
+                              f"'{kind.section}:' section naming one")
+        if kind.name not in uses and recipe.has(kind.name):
+            used = ", ".join(sorted(uses)) or "none"
+            raise ConfigError(f"{kind.section}: method '{method}' does not use a {kind.name} "
+                              f"(it is built from: {used}); remove the section")
     return recipe
 
 
+def method_components(registry: Any, method: str) -> dict[str, bool]:
+    """The kinds a method is built from, each mapped to whether it is required."""
+    factory = registry.get("method", method).factory
+    uses = getattr(factory, "components", None)
+    if not isinstance(uses, dict) or not set(uses) <= set(BY_NAME):
+        raise JepakitError(f"method '{method}' must declare `components`, a dict of component "
+                           f"kind -> required (kinds: {', '.join(BY_NAME)}); got {uses!r}")
+    return {str(k): bool(v) for k, v in uses.items()}
+
+
 def dump_recipe(recipe: Recipe) -> str:
-    return yaml.safe_dump(unstructure(recipe), sort_keys=False)
+    data = unstructure(recipe)
+    for kind in KINDS:  # leave out absent sections and the default weight of single ones
+        if data.get(kind.section) is None:
+            data.pop(kind.section, None)
+        elif isinstance(data[kind.section], dict) and data[kind.section].get("weight") == 1.0:
+            del data[kind.section]["weight"]
+    return yaml.safe_dump(data, sort_keys=False)

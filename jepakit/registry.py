@@ -16,22 +16,12 @@ import pluggy
 
 from jepakit import hookspecs
 from jepakit.config import structure, unstructure
-from jepakit.contracts import KINDS
 from jepakit.errors import RegistryError, did_you_mean
+from jepakit.kinds import BY_NAME, KINDS, NAMES
 
 ENTRY_POINT_GROUP = "jepakit"
 AUTOLOAD_ENV = "JEPAKIT_DISABLE_PLUGIN_AUTOLOAD"
 SHIPPED_DISTRIBUTION = "jepakit"
-
-_HOOK_FOR_KIND = {
-    "encoder": "jepakit_encoders",
-    "masker": "jepakit_maskers",
-    "predictor": "jepakit_predictors",
-    "target_updater": "jepakit_target_updaters",
-    "loss": "jepakit_losses",
-    "dataset": "jepakit_datasets",
-}
-
 
 @attrs.define(frozen=True)
 class Component:
@@ -41,6 +31,9 @@ class Component:
     name: str
     factory: Callable[..., Any]
     config: type
+    example: Mapping[str, Any] = attrs.field(factory=dict)
+    """Params of a small, fast instance, for the conformance kit (``jepakit/conformance.py``);
+    for a method, the component sections of a small recipe."""
     provider: str = ""
     """Filled in by the registry: the plugin (and package) that registered it."""
 
@@ -59,30 +52,59 @@ class Registry:
         self._components: dict[str, dict[str, Component]] | None = None
 
     def _load_entry_points(self, third_party: bool) -> None:
-        for dist in metadata.distributions():
-            dist_name = dist.metadata["Name"] or "?"
-            for ep in dist.entry_points:
-                if ep.group != ENTRY_POINT_GROUP:
-                    continue
-                if not third_party and dist_name != SHIPPED_DISTRIBUTION:
-                    continue
-                provider = f"{dist_name} {dist.version}"
-                if self.plugin_manager.has_plugin(ep.name):
-                    if self._providers.get(ep.name) == provider:
-                        continue  # the same distribution seen twice on sys.path
-                    raise RegistryError(
-                        f"two installed packages register a jepakit plugin named '{ep.name}': "
-                        f"{self._providers.get(ep.name)} and {provider}; uninstall one"
-                    )
-                try:
-                    plugin = ep.load()
-                except Exception as exc:
-                    raise RegistryError(
-                        f"the jepakit plugin '{ep.name}' of {provider} failed to import "
-                        f"({ep.value}): {type(exc).__name__}: {exc}; reinstall or uninstall it, "
-                        f"or set {AUTOLOAD_ENV}=1 to skip third-party plugins"
-                    ) from None
-                self.register(plugin, name=ep.name, provider=provider)
+        """Load each ``jepakit`` entry point through pluggy's own loader (which records
+        the distribution), one name at a time so a failure names its plugin."""
+        seen: dict[str, str] = {}
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            dist_name = (dist.metadata["Name"] if dist is not None else None) or "?"
+            if not third_party and dist_name != SHIPPED_DISTRIBUTION:
+                continue
+            provider = f"{dist_name} {dist.version if dist is not None else ''}".strip()
+            if ep.name in seen:
+                if seen[ep.name] == provider:
+                    continue  # the same distribution seen twice on sys.path
+                raise RegistryError(
+                    f"two installed packages register a jepakit plugin named '{ep.name}': "
+                    f"{seen[ep.name]} and {provider}; uninstall one"
+                )
+            seen[ep.name] = provider
+            try:
+                self.plugin_manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
+            except Exception as exc:
+                raise RegistryError(
+                    f"the jepakit plugin '{ep.name}' of {provider} failed to import "
+                    f"({ep.value}): {type(exc).__name__}: {exc}; reinstall or uninstall it, "
+                    f"or set {AUTOLOAD_ENV}=1 to skip third-party plugins"
+                ) from None
+            self._providers[ep.name] = provider
+        self._check_pending()
+
+    def _check_pending(self) -> None:
+        """pluggy's ``check_pending``: a hook implementation whose name matches no jepakit
+        hook (``jepakit_masker``) would otherwise be ignored in silence."""
+        try:
+            self.plugin_manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            hooks = [k.hook for k in KINDS] + [n for n in dir(hookspecs) if n.startswith("jepakit_")]
+            unknown = self._unknown_hooks()
+            if not unknown:
+                raise RegistryError(f"a jepakit plugin is invalid: {exc}") from None
+            plugin, hook = unknown[0]
+            raise RegistryError(
+                f"plugin '{plugin}' ({self._providers.get(plugin, plugin)}) implements "
+                f"'{hook}', which is not a jepakit hook{did_you_mean(hook, sorted(set(hooks)))}"
+            ) from None
+
+    def _unknown_hooks(self) -> list[tuple[str, str]]:
+        found = []
+        for name in dir(self.plugin_manager.hook):
+            caller = getattr(self.plugin_manager.hook, name)
+            if not name.startswith("_") and not caller.has_spec():
+                for impl in caller.get_hookimpls():
+                    if not impl.optionalhook:
+                        found.append((impl.plugin_name, name))
+        return found
 
     def register(self, plugin: object, name: str | None = None, provider: str | None = None) -> str:
         """Register a plugin object or module; returns its plugin name."""
@@ -92,17 +114,28 @@ class Registry:
             raise RegistryError(f"plugin {name or plugin!r} cannot be registered: {exc}") from None
         if registered is None:
             raise RegistryError(f"plugin {name or plugin!r} is blocked from registering")
-        self._providers[registered] = provider or registered
+        self._providers[registered] = provider or self._providers.get(registered, registered)
         self._components = None
+        try:
+            self._check_pending()
+        except RegistryError:
+            self.plugin_manager.unregister(name=registered)
+            raise
         return registered
 
     def _collect(self) -> dict[str, dict[str, Component]]:
-        table: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
-        for kind, hook_name in _HOOK_FOR_KIND.items():
+        table: dict[str, dict[str, Component]] = {kind: {} for kind in NAMES}
+        for kind_info in KINDS:
+            kind, hook_name = kind_info.name, kind_info.hook
             hook = getattr(self.plugin_manager.hook, hook_name)
             for impl in hook.get_hookimpls():
                 provider = f"{impl.plugin_name} ({self._providers.get(impl.plugin_name, '?')})"
-                for spec in impl.function() or ():
+                returned = impl.function()
+                if isinstance(returned, Component) or not isinstance(returned, Iterable | None):
+                    raise RegistryError(
+                        f"plugin {provider}: {hook_name} must return a list of jepakit.Component, "
+                        f"got {type(returned).__name__}; wrap it in a list")
+                for spec in returned or ():
                     if not isinstance(spec, Component):
                         raise RegistryError(
                             f"plugin {provider} returned {spec!r} from {hook_name}; "
@@ -118,8 +151,8 @@ class Registry:
 
     def components(self, kind: str) -> dict[str, Component]:
         """Name -> Component for one kind."""
-        if kind not in KINDS:
-            raise RegistryError(f"unknown component kind '{kind}'{did_you_mean(kind, KINDS)}")
+        if kind not in BY_NAME:
+            raise RegistryError(f"unknown component kind '{kind}'{did_you_mean(kind, NAMES)}")
         if self._components is None:
             self._components = self._collect()
         return self._components[kind]

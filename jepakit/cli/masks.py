@@ -54,20 +54,23 @@ def _positive(name: str, value: int) -> None:
 
 def _setup(recipe_path: str, overrides: list[str]) -> tuple[Any, Any, Any, Any]:
     """The recipe, registry, masker and the encoder-built JEPA on the meta device."""
-    from jepakit.model import build_jepa
+    from jepakit.method import build_method
     from jepakit.recipe import load_recipe
     from jepakit.registry import default_registry
 
     registry = default_registry()
     recipe = load_recipe(recipe_path, overrides, registry)
-    model, masker = build_jepa(recipe, registry, device="meta")
+    model, masker = build_method(recipe, registry, device="meta")
+    if masker is None:
+        raise ConfigError(f"method '{recipe.spec('method').name}' draws no masks "
+                          "(its recipe has no masker)")
     return recipe, registry, masker, model
 
 
 def _describe(recipe: Any) -> str:
-    params = recipe.masker.params
+    params = recipe.spec("masker").params
     mode = f" (mode {params['mode']})" if isinstance(params, dict) and "mode" in params else ""
-    return f"masker {recipe.masker.name}{mode}"
+    return f"masker {recipe.spec('masker').name}{mode}"
 
 
 def _sample_images(dataset: Any, n: int) -> list[torch.Tensor]:
@@ -87,14 +90,14 @@ def show_command(args: argparse.Namespace) -> int:
     out = check_output(args.out)
     recipe, registry, masker, model = _setup(args.recipe, args.overrides)
     dataset = registry.create(
-        "dataset", recipe.data.name, recipe.data.params, path="data.params",
-        image_size=model.image_size[0], in_chans=model.in_chans, seed=recipe.train.seed,
+        "dataset", recipe.spec("dataset").name, recipe.spec("dataset").params, path="data.params",
+        image_size=model.encoder.image_size[0], in_chans=model.encoder.in_chans, seed=recipe.train.seed,
     )
     images = _sample_images(dataset, args.n)
     if not images:
-        raise ConfigError(f"data '{recipe.data.name}' yielded no images")
+        raise ConfigError(f"data '{recipe.spec('dataset').name}' yielded no images")
     seed = recipe.train.seed if args.seed is None else args.seed
-    grid = model.patch_grid
+    grid = model.encoder.patch_grid
     masks = masker(len(images), grid, torch.Generator().manual_seed(seed))
     title = (f"{recipe.name}: {_describe(recipe)}, grid {grid[0]}x{grid[1]}, seed {seed}; "
              f"context {sum(m.shape[1] for m in masks.context)} tokens, "
@@ -117,7 +120,7 @@ def stats_command(args: argparse.Namespace) -> int:
     recipe, _, masker, model = _setup(args.recipe, args.overrides)
     batch_size = args.batch_size or recipe.train.batch_size
     seed = recipe.train.seed if args.seed is None else args.seed
-    grid = model.patch_grid
+    grid = model.encoder.patch_grid
     cov = measure(masker, grid, batch_size, args.batches, seed=seed)
     header = (f"{_describe(recipe)} on a {grid[0]}x{grid[1]} grid: {cov.images} images "
               f"({args.batches} batches of {batch_size}), seed {seed}")

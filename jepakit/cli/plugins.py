@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jepakit.contracts import KINDS
+from jepakit.kinds import NAMES as KINDS
 
 
 def register(sub: Any) -> None:

@@ -91,14 +91,26 @@ def dry_run(path: str, overrides: list[str]) -> int:
     recipe = load_recipe(path, overrides)
     info = describe(recipe, default_registry())
     grid = info["patch_grid"]
+    rows: list[tuple[str, str, str]] = [("method", recipe.spec("method").name, "")]
+    for name, key in (("encoder", "encoder_params"), ("predictor", "predictor_params"),
+                      ("projector", "projector_params")):
+        if key in info:
+            extra = f", patch grid {grid[0]}x{grid[1]}" if name == "encoder" else ""
+            rows.append((name, recipe.spec(name).name,
+                         f"{format_count(info[key])} parameters ({info[key]:,}){extra}"))
+    if recipe.has("target_updater"):
+        rows.append(("target", recipe.spec("target_updater").name, ""))
+    terms = ", ".join(f"{s.name}" + (f" x{s.weight:g}" if s.weight != 1.0 else "")
+                      for s in recipe.specs("loss"))
+    rows.append(("loss", terms, ""))
+    if "context_tokens" in info:
+        rows.append(("masks", recipe.spec("masker").name, f"{info['context_tokens']} context, "
+                     f"{info['target_tokens']} target tokens per image"))
+    rows.append(("compute", f"{format_count(info['train_flops_per_image'])}FLOP/image",
+                 f"{format_count(info['train_flops_per_step'])}FLOP per step at batch "
+                 f"{recipe.train.batch_size}, {info['total_steps']:,} steps"))
     print(f"recipe {path}: valid")
-    print(f"  encoder   {recipe.encoder.name:<12} {format_count(info['encoder_params'])} parameters "
-          f"({info['encoder_params']:,}), patch grid {grid[0]}x{grid[1]}")
-    print(f"  predictor {recipe.predictor.name:<12} {format_count(info['predictor_params'])} "
-          f"parameters ({info['predictor_params']:,})")
-    print(f"  masks     {recipe.masker.name:<12} {info['context_tokens']} context, "
-          f"{info['target_tokens']} target tokens per image")
-    print(f"  compute   {format_count(info['train_flops_per_image'])}FLOP per image per step, "
-          f"{format_count(info['train_flops_per_step'])}FLOP per step at batch "
-          f"{recipe.train.batch_size}, {info['total_steps']:,} steps")
+    width = max(len(r[1]) for r in rows)
+    for label, name, detail in rows:
+        print(f"  {label:<9} {name:<{width}}  {detail}".rstrip())
     return 0

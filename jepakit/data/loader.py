@@ -32,6 +32,8 @@ class Batch:
     masks: Masks | None = None
     data_stats: DataStats | None = None
     """Good and bad sample counts since the previous batch of the same worker."""
+    views: list[torch.Tensor] | None = None
+    """Several views of each image, one [B, C, h, w] per view (multi-crop methods)."""
 
     def to(self, device: torch.device) -> Batch:
         nb = device.type == "cuda"
@@ -40,6 +42,8 @@ class Batch:
             labels=None if self.labels is None else self.labels.to(device, non_blocking=nb),
             masks=None if self.masks is None else self.masks.to(device),
             data_stats=self.data_stats,
+            views=None if self.views is None else [v.to(device, non_blocking=nb)
+                                                   for v in self.views],
         )
 
 

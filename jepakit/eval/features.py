@@ -70,39 +70,41 @@ def _norm_stats(data_params: dict[str, Any]) -> tuple[tuple[float, ...] | None, 
 
 def encoder_from_recipe(recipe: Any, registry: Any = None, state: dict[str, Any] | None = None,
                         ) -> nn.Module:
-    """The target encoder of ``recipe`` (rebuilt with :func:`jepakit.model.build_jepa`),
-    with the ``target_encoder`` weights of ``state`` when given, else as initialised."""
-    from jepakit.model import build_jepa
+    """The encoder evaluation reads for ``recipe``'s method (``Method.eval_encoder``: the
+    target encoder for I-JEPA, the online backbone for LeJEPA), rebuilt, with the weights
+    of the checkpoint ``state`` when given, else as initialised."""
+    from jepakit.method import build_method
     from jepakit.registry import default_registry
 
     with torch.random.fork_rng(devices=[]):  # leave the caller's random stream alone
         torch.manual_seed(recipe.train.seed)  # random init: the weights training starts from
-        model, _ = build_jepa(recipe, registry or default_registry(), "cpu")
-    weights = None if state is None else state["target_encoder"]
+        model, _ = build_method(recipe, registry or default_registry(), "cpu")
     try:
-        return plain_target(model, weights)
+        return plain_target(model, state)
     except RuntimeError as exc:
-        raise JepakitError(f"the checkpoint's target_encoder does not fit its recipe: "
+        raise JepakitError(f"the checkpoint's weights do not fit its recipe: "
                            f"{str(exc).splitlines()[0]}") from None
 
 
-def plain_target(model: Any, weights: dict[str, Any] | None = None) -> nn.Module:
-    """The JEPA's encoder module holding the target encoder's weights (or ``weights``),
-    frozen. The target updater's own module may be hooked to answer with something else
-    (data2vec's average of layers); hooks are not part of a state dict, so the plain
-    module with those weights is what evaluation reads. It overwrites the online
-    weights: call it on a model that is done training."""
-    encoder: nn.Module = model.encoder
-    encoder.load_state_dict(model.target_encoder.state_dict() if weights is None else weights)
+def plain_target(model: Any, state: dict[str, Any] | None = None) -> nn.Module:
+    """The method's evaluation encoder (``Method.eval_encoder``), frozen, after loading
+    the checkpoint ``state``'s module weights into the method when given. A target
+    updater's own module may be hooked to answer with something else (data2vec's
+    average of layers); the method returns the plain module with its weights."""
+    if state is not None:
+        from jepakit.engine import load_module_states
+
+        load_module_states(model, state)
+    encoder: nn.Module = model.eval_encoder()
     return encoder.eval().requires_grad_(False)
 
 
 def _recipe_of(state: dict[str, Any], where: Path, registry: Any) -> Any:
     from jepakit.recipe import load_recipe
 
-    if "recipe" not in state or "target_encoder" not in state:
+    if "recipe" not in state or "encoder" not in state:
         raise JepakitError(f"{where} is not a jepakit training checkpoint (no recipe or "
-                           "target_encoder)")
+                           "encoder weights)")
     return load_recipe(state["recipe"], (), registry)
 
 
@@ -110,7 +112,7 @@ def source_for(recipe: Any, encoder: Any, description: str, fingerprint: str,
                **extra: Any) -> FeatureSource:
     """Sizes from the encoder contract (``image_size``, ``in_chans``); normalisation from
     the recipe's data params, as in training."""
-    mean, std = _norm_stats(dict(recipe.data.params))
+    mean, std = _norm_stats(dict(recipe.spec("dataset").params))
     return FeatureSource(encoder, description, fingerprint, image_size=int(encoder.image_size[0]),
                          in_chans=int(encoder.in_chans), mean=mean, std=std, **extra)
 

@@ -25,7 +25,8 @@ __all__ = ["Data2VecLoss", "Data2VecLossConfig", "TopKTargetUpdater", "TopKTarge
 
 @jepakit.hookimpl
 def jepakit_target_updaters() -> list[jepakit.Component]:
-    return [jepakit.Component("data2vec", TopKTargetUpdater, TopKTargetsConfig)]
+    return [jepakit.Component("data2vec", TopKTargetUpdater, TopKTargetsConfig,
+                              example={"top_k": 2, "start": 0.9, "end": 0.99})]
 
 
 @jepakit.hookimpl

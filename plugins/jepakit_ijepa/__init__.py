@@ -10,14 +10,31 @@ import jepakit
 
 from .ema import EMAConfig, EMATargetUpdater
 from .losses import L2Loss, RegressionLossConfig, SmoothL1Loss
+from .method import IJEPA, IJEPAConfig
 from .multiblock import MultiBlockConfig, MultiBlockMasker
 from .predictor import Predictor, PredictorConfig
 from .vit import VisionTransformer, ViTConfig
 
+SMALL_VIT = {"image_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
+"""A small ViT for the conformance kit (``jepakit/conformance.py``)."""
+EXAMPLE_RECIPE = {
+    "encoder": {"name": "vit", "params": SMALL_VIT},
+    "masker": {"name": "multiblock", "params": {"num_targets": 2, "min_keep": 2}},
+    "predictor": {"name": "ijepa", "params": {"embed_dim": 16, "depth": 1, "num_heads": 2}},
+    "target_updater": {"name": "ema"},
+    "loss": {"name": "smooth_l1"},
+}
+"""The component sections of a small I-JEPA recipe, for the conformance kit."""
+
+
+@jepakit.hookimpl
+def jepakit_methods() -> list[jepakit.Component]:
+    return [jepakit.Component("ijepa", IJEPA, IJEPAConfig, example=EXAMPLE_RECIPE)]
+
 
 @jepakit.hookimpl
 def jepakit_encoders() -> list[jepakit.Component]:
-    return [jepakit.Component("vit", VisionTransformer, ViTConfig)]
+    return [jepakit.Component("vit", VisionTransformer, ViTConfig, example=SMALL_VIT)]
 
 
 @jepakit.hookimpl
@@ -27,7 +44,8 @@ def jepakit_maskers() -> list[jepakit.Component]:
 
 @jepakit.hookimpl
 def jepakit_predictors() -> list[jepakit.Component]:
-    return [jepakit.Component("ijepa", Predictor, PredictorConfig)]
+    return [jepakit.Component("ijepa", Predictor, PredictorConfig,
+                              example={"embed_dim": 16, "depth": 1, "num_heads": 2})]
 
 
 @jepakit.hookimpl

@@ -1,6 +1,7 @@
 """Vision Transformer encoder as I-JEPA uses it (Assran et al., 2023, arXiv 2301.08243).
 
-Fixed 2-D sin-cos position embeddings, no class token, pre-norm blocks with
+Fixed 2-D sin-cos position embeddings (computed for any image size that divides
+into patches, so multi-crop views of other sizes work), no class token, pre-norm blocks with
 LayerNorm eps 1e-6 and qkv bias (the official code's choices). Only the kept
 patches are embedded and go through the blocks, so the context encoder costs
 in proportion to the context size.
@@ -184,9 +185,18 @@ class VisionTransformer(nn.Module):
     def num_patches(self) -> int:
         return self.patch_grid[0] * self.patch_grid[1]
 
+    def positions(self, images: torch.Tensor) -> torch.Tensor:
+        """The sin-cos table [1, N, D] for the images' patch grid: the built one at
+        ``image_size``, computed for other sizes (multi-crop views: LeJEPA's 98 px locals)."""
+        p = self.config.patch_size
+        grid = (images.shape[-2] // p, images.shape[-1] // p)
+        if grid == self.patch_grid:
+            return self.pos_embed
+        return sincos_pos_embed_2d(self.embed_dim, grid).to(images.device).unsqueeze(0)
+
     def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         x = self.patch_embed(images, keep)
-        pos = self.pos_embed.to(x.dtype)
+        pos = self.positions(images).to(x.dtype)
         x = x + (pos if keep is None else pos[0][keep])
         for block in self.blocks:
             if self.config.activation_checkpointing and self.training and torch.is_grad_enabled():

@@ -73,7 +73,7 @@ def _resume_hash(run_dir: Path) -> str | None:
 
 
 def _norm_stats(trainer: Any) -> tuple[Any, Any]:
-    params = dict(trainer.recipe.data.params)
+    params = dict(trainer.recipe.spec("dataset").params)
     mean, std = params.get("mean"), params.get("std")
     if mean is None or std is None:
         return None, None
@@ -94,7 +94,7 @@ def jepakit_on_train_start(trainer: Any) -> None:
         if not cfg.knn_data:
             raise ConfigError("logging.knn_every_steps needs logging.knn_data: labelled images "
                               "(shards with cls, a folder of class folders, or Fashion-MNIST)")
-        encoder = trainer.model.target_encoder
+        encoder = trainer.model.encoder
         mean, std = _norm_stats(trainer)
         watch.knn = KnnMonitor(cfg.knn_data, int(encoder.image_size[0]), int(encoder.in_chans),
                                mean, std, cfg.knn_train_samples, cfg.knn_test_samples)
@@ -116,19 +116,19 @@ def jepakit_on_train_start(trainer: Any) -> None:
 
 
 def _monitors(trainer: Any, step: int, metrics: dict[str, Any], watch: Watch) -> None:
-    batch = trainer.last_batch
-    if batch is None or batch.masks is None:
+    result = trainer.last_result
+    if result is None:
         return
     try:
-        found = collapse_metrics(trainer.model, batch.images, batch.masks, trainer.dtype)
-    except Exception as exc:  # a component outside the contracts' common shape
+        found = collapse_metrics(result.outputs)
+    except Exception as exc:  # outputs outside the contracts' common shape
         if "collapse" not in watch.failed:
             watch.failed.add("collapse")
             log.warning("collapse monitors failed at step %d (%s: %s); they are off for this run",
                         step, type(exc).__name__, exc)
         return
     metrics.update(found)
-    width = int(getattr(trainer.model.target_encoder, "embed_dim", 0) or 0)
+    width = _width(trainer, result.outputs)
     signs = collapse_signs(found, width) if width else []
     if signs and not watch.collapsed:
         log.warning("step %d: the representations may be collapsing: %s. Check the learning "
@@ -137,6 +137,15 @@ def _monitors(trainer: Any, step: int, metrics: dict[str, Any], watch: Watch) ->
     elif not signs and watch.collapsed:
         log.warning("step %d: the collapse monitors are back to normal", step)
     watch.collapsed = bool(signs)
+
+
+def _width(trainer: Any, outputs: Any) -> int:
+    """The width RankMe is read at: the target features', else the embeddings'."""
+    if outputs.target_features is not None:
+        return int(outputs.target_features.shape[-1])
+    if outputs.embeddings:
+        return int(outputs.embeddings[0].shape[-1])
+    return 0
 
 
 @jepakit.hookimpl(trylast=True)
@@ -150,7 +159,7 @@ def jepakit_on_step_end(trainer: Any, step: int, metrics: dict[str, Any]) -> Non
         _monitors(trainer, step, metrics, watch)
     if watch.knn is not None and due(step, cfg.knn_every_steps, cfg.every_steps):
         start = time.perf_counter()
-        metrics["knn_top1"] = watch.knn(trainer.model.target_encoder, trainer.device,
+        metrics["knn_top1"] = watch.knn(trainer.model.eval_encoder(), trainer.device,
                                         trainer.dtype)
         log.info("step %d: k-NN top-1 %.4f (%.1f s)", step, metrics["knn_top1"],
                  time.perf_counter() - start)
@@ -171,7 +180,7 @@ def _mask_picture(trainer: Any, step: int, batch: Any, watch: Watch) -> None:
         n = min(IMAGES_IN_MASK_PICTURE, batch.images.shape[0])
         images = [img.detach().float().cpu() for img in batch.images[:n]]
         masks = subset(batch.masks, n).to("cpu")
-        picture = draw_samples(images, masks, trainer.model.patch_grid, title=f"step {step}",
+        picture = draw_samples(images, masks, trainer.model.encoder.patch_grid, title=f"step {step}",
                                panel=96)
     except Exception as exc:
         if "masks" not in watch.failed:

@@ -3,12 +3,14 @@
 A JEPA can lower its loss by making every representation the same (complete
 collapse) or by using only a few directions (dimensional collapse); the EMA
 target and the predictor make this rare in I-JEPA but not impossible with a bad
-learning rate, momentum or mask setting. Computed on a few images of the step's
-batch under ``torch.no_grad``, every ``logging.monitor_every_steps`` steps:
+learning rate, momentum or mask setting. Read from the method's own outputs of the
+logged step (``StepOutputs``: nothing is run again), on a few images of the batch,
+every ``logging.monitor_every_steps`` steps; a method that has no predictions or
+target features (LeJEPA) gets the monitors its outputs allow:
 
-* ``rankme``: effective rank of the target encoder's patch features (RankMe,
-  Garrido et al., 2023, arXiv 2210.02885), at most the width D. Falls towards 1
-  when the features collapse.
+* ``rankme``: effective rank of the target encoder's patch features, or of the
+  view embeddings when there is no target network (RankMe, Garrido et al., 2023,
+  arXiv 2210.02885), at most the width D. Falls towards 1 when the features collapse.
 * ``target_std`` / ``pred_std``: per-dimension standard deviation of the
   L2-normalised targets (as regressed: after the loss's target transform) and
   predictions, averaged over dimensions and scaled by sqrt(D), so isotropic
@@ -28,18 +30,15 @@ batch under ``torch.no_grad``, every ``logging.monitor_every_steps`` steps:
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from jepakit.contracts import Masks
+from jepakit.contracts import Masks, StepOutputs
 from jepakit.eval.rank import rankme
-from jepakit.ops import gather_tokens
-from jepakit.runtime import autocast
 
 MAX_IMAGES = 32
-"""Images of the batch the monitors look at (the cost is one forward pass of these)."""
+"""Images of the batch the monitors look at."""
 MAX_ROWS = 4096
 """Patch features fed to the SVD."""
 
@@ -78,44 +77,33 @@ def subset(masks: Masks, n: int) -> Masks:
 
 
 @torch.no_grad()
-def collapse_metrics(model: Any, images: torch.Tensor, masks: Masks,
-                     dtype: torch.dtype | None = None, max_images: int = MAX_IMAGES
-                     ) -> dict[str, float]:
-    """The monitors for (the first ``max_images`` of) one batch, with the unwrapped
-    modules in eval mode (their modes are restored)."""
-    n = min(max_images, images.shape[0])
-    images, masks = images[:n], subset(masks, n)
-    modules = (model.encoder, model.predictor, model.target_encoder)
-    modes = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        with autocast(images.device, dtype):
-            raw = model.target_encoder(images)
-            prepared = model.loss_fn.prepare_targets(raw)
-            targets = [gather_tokens(prepared, idx) for idx in masks.targets]
-            predictions: list[torch.Tensor] = []
-            expected: list[torch.Tensor] = []
-            for context in masks.context:
-                tokens = model.encoder(images, keep=context)
-                predictions += model.predictor(tokens, context, masks.targets)
-                expected += targets
-    finally:
-        for m, mode in zip(modules, modes):
-            m.train(mode)
-    feats = raw.float().reshape(-1, raw.shape[-1])
+def collapse_metrics(outputs: StepOutputs, max_images: int = MAX_IMAGES) -> dict[str, float]:
+    """The monitors for (the first ``max_images`` images of) one step's outputs."""
+    found: dict[str, float] = {}
+    raw = outputs.target_features
+    if raw is not None:
+        raw = raw[:max_images]
+        found["rankme"] = _rankme_rows(raw.reshape(-1, raw.shape[-1]))
+    elif outputs.embeddings:
+        found["rankme"] = _rankme_rows(torch.cat([e[:max_images] for e in outputs.embeddings]))
+    if outputs.predictions and outputs.targets:
+        pred = torch.cat([p[:max_images].float().reshape(-1, p.shape[-1])
+                          for p in outputs.predictions])
+        tgt = torch.cat([t[:max_images].float().reshape(-1, t.shape[-1])
+                         for t in outputs.targets])
+        found.update(target_std=normalised_std(tgt), pred_std=normalised_std(pred),
+                     pred_target_cos=float(F.cosine_similarity(pred, tgt, dim=-1).mean()))
+    if raw is not None:
+        found["content_share"] = content_share(raw)
+    return found
+
+
+def _rankme_rows(feats: torch.Tensor) -> float:
+    feats = feats.detach().float()
     if len(feats) > MAX_ROWS:
         g = torch.Generator(device="cpu").manual_seed(0)
         feats = feats[torch.randperm(len(feats), generator=g)[:MAX_ROWS].to(feats.device)]
-    pred = torch.cat([p.float().reshape(-1, p.shape[-1]) for p in predictions])
-    tgt = torch.cat([t.float().reshape(-1, t.shape[-1]) for t in expected])
-    return {
-        "rankme": rankme(feats.cpu()),
-        "target_std": normalised_std(tgt),
-        "pred_std": normalised_std(pred),
-        "pred_target_cos": float(F.cosine_similarity(pred, tgt, dim=-1).mean()),
-        "content_share": content_share(raw),
-    }
+    return rankme(feats.cpu())
 
 
 def collapse_signs(m: dict[str, float], width: int) -> list[str]:

@@ -18,4 +18,6 @@ __all__ = ["TimmEncoder", "TimmEncoderConfig"]
 
 @jepakit.hookimpl
 def jepakit_encoders() -> list[jepakit.Component]:
-    return [jepakit.Component("timm", TimmEncoder, TimmEncoderConfig)]
+    return [jepakit.Component("timm", TimmEncoder, TimmEncoderConfig, example={
+        "image_size": 32, "patch_size": 8,
+        "kwargs": {"depth": 2, "embed_dim": 32, "num_heads": 2}})]

@@ -34,14 +34,14 @@ def test_flop_counting_in_worker_processes_matches_counting_in_process(repo_root
     import torch
 
     from jepakit import bench
-    from jepakit.model import build_jepa
+    from jepakit.method import build_method
     from jepakit.recipe import load_recipe
     from jepakit.registry import default_registry
 
     recipe = load_recipe(repo_root / "recipes/ijepa_tiny.yaml", TINY_BENCH)
-    meta, masker = build_jepa(recipe, default_registry(), "meta")
+    meta, masker = build_method(recipe, default_registry(), "meta")
     generator = torch.Generator().manual_seed(0)
-    plan = [masker(4, meta.patch_grid, generator) for _ in range(5)]
+    plan = [masker(4, meta.encoder.patch_grid, generator) for _ in range(5)]
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 6)
     forked = bench.FlopCounting(meta, plan, parallel=True)
     assert forked._pending is not None  # really went to worker processes

@@ -41,7 +41,7 @@ def train_on_fixed_batches(world: int, rank: int) -> dict[str, torch.Tensor]:
     for step in range(3):
         g = torch.Generator().manual_seed(100 + step)
         images = torch.randn(8, 3, 32, 32, generator=g)
-        masks = trainer.masks.masker(8, trainer.model.patch_grid, g)
+        masks = trainer.masks.masker(8, trainer.model.encoder.patch_grid, g)
         rows = slice(rank * per_rank, (rank + 1) * per_rank)
         batch = jepakit.data.Batch(images=images[rows], labels=None, masks=jepakit.Masks(
             context=[m[rows] for m in masks.context], targets=[m[rows] for m in masks.targets]))

@@ -12,7 +12,7 @@ import jepakit
 from jepakit import checkpoint
 from jepakit.contracts import Masks
 from jepakit.data.loader import MaskStream, collate
-from jepakit.model import build_jepa
+from jepakit.method import build_method
 from jepakit.recipe import load_recipe
 from jepakit.registry import Registry
 
@@ -80,7 +80,7 @@ def test_metrics_jsonl(trained):
     records = _metrics(trained["run_dir"])
     assert [r["step"] for r in records] == list(range(EVERY, STEPS + 1, EVERY))
     trainer = trained["trainer"]
-    grid = trainer.model.patch_grid
+    grid = trainer.model.encoder.patch_grid
     for r in records:
         assert METRIC_KEYS <= set(r), set(r)
         assert r["lr"] == pytest.approx(trainer.schedules.lr(r["step"] - 1))
@@ -153,7 +153,7 @@ def test_build_is_deterministic(tmp_path):
         batch.masks = trainer.masks(batch.images.shape[0], step=0)
         masks.append(batch.masks)
         with torch.no_grad():
-            losses.append(float(trainer.model.loss(batch.images, batch.masks)))
+            losses.append(float(trainer.model(batch, 0).loss))
     assert losses[0] == losses[1]
     for a, b in zip(masks[0].context + masks[0].targets, masks[1].context + masks[1].targets,
                     strict=True):
@@ -169,18 +169,18 @@ def test_jepa_loss_follows_the_contracts():
     """The generic step on CPU: targets gathered from the full-image
     target features, predictions per target, a scalar loss with gradients."""
     recipe = load_recipe(TINY, OVERRIDES, registry=Registry())
-    model, masker = build_jepa(recipe, Registry(), device="cpu")
-    images = torch.randn(4, 3, *model.image_size)
+    model, masker = build_method(recipe, Registry(), device="cpu")
+    images = torch.randn(4, 3, *model.encoder.image_size)
     batch = collate([(img, 0) for img in images])
-    batch.masks = MaskStream(masker, model.patch_grid, seed=0)(4, step=0)
+    batch.masks = MaskStream(masker, model.encoder.patch_grid, seed=0)(4, step=0)
     assert isinstance(batch.masks, Masks) and batch.images.shape == images.shape
-    targets = model.targets(images, batch.masks)
+    _, targets = model.targets(images, batch.masks)
     assert len(targets) == len(batch.masks.targets)
     full = model.loss_fn.prepare_targets(model.target_encoder(images))
     for t, idx in zip(targets, batch.masks.targets, strict=True):
         assert t.shape == (4, idx.shape[1], model.encoder.embed_dim)
         torch.testing.assert_close(t, full[torch.arange(4)[:, None], idx])
-    loss = model.loss(images, batch.masks)
+    loss = model(batch, 0).loss
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     assert model.encoder.patch_embed.proj.weight.grad is not None

@@ -44,8 +44,8 @@ RECORDED = {  # printed by commit 975f5b3's engine for SMALL (7 digits; CPU kern
 def reference_losses(trainer) -> list[float]:
     """The pre-refactor ``JEPA.loss`` + ``Trainer.train_step``, on ``trainer``'s parts."""
     m = trainer.model
-    encoder, predictor, target, updater, loss_fn = (
-        m.encoder, m.predictor, m.target_encoder, m.target_updater, m.loss_fn)
+    (_, _, loss_fn), = m.loss_fn.terms  # the recipe's one loss component
+    encoder, predictor, target, updater = m.encoder, m.predictor, m.target_encoder, m.target_updater
     losses = []
     for step in range(STEPS):
         batch = next(trainer.batches)

@@ -275,7 +275,7 @@ def test_third_party_masker_trains(fake_distribution, tiny_recipe):
     )
     summary = trainer.fit()
     assert summary["steps"] == 2
-    n = trainer.model.patch_grid[0] * trainer.model.patch_grid[1]
+    n = trainer.model.encoder.patch_grid[0] * trainer.model.encoder.patch_grid[1]
     assert trainer.history[-1]["context_tokens"] == n
     assert trainer.history[-1]["target_tokens"] == 2
 

@@ -126,18 +126,20 @@ def test_missing_things_are_clear_errors(tmp_path):
 def test_hooked_target_module_is_read_as_a_plain_encoder_with_the_target_weights():
     """data2vec's target module answers with an average of its last layers; evaluation
     must read the encoder itself (last layer and last4) with the target's weights."""
-    from jepakit.model import build_jepa
+    from jepakit.method import build_method
     from jepakit.recipe import load_recipe
     from jepakit.registry import default_registry
 
     d2v = (*TINY_ENCODER, "target_updater.name=data2vec", "target_updater.params.top_k=2",
            "target_updater.params.layer_output=block")
     recipe = load_recipe(TINY, d2v)
-    model, _ = build_jepa(recipe, default_registry(), "cpu")
+    model, _ = build_method(recipe, default_registry(), "cpu")
     with torch.no_grad():
         for p in model.target_encoder.parameters():
             p.add_(0.01 * torch.randn_like(p))  # target weights differ from the online ones
-    state = {"target_encoder": model.target_encoder.state_dict()}
+    from jepakit.engine import module_states
+
+    state = module_states(model)
     encoder = F.encoder_from_recipe(recipe, state=state)
     assert F.has_blocks(encoder)
     images = torch.randn(2, 3, 16, 16)

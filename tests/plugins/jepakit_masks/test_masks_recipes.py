@@ -36,14 +36,16 @@ def test_ablation_recipe_loads_and_its_masks_conform(path, registry):
 
 @pytest.mark.parametrize("strategy", ["rasterized", "block", "random"])
 def test_one_training_step_with_each_alternative(strategy, registry):
-    from jepakit.model import build_jepa
+    from jepakit.data.loader import Batch
+    from jepakit.method import build_method
 
     path = next(p for p in ABLATIONS if p.stem == f"table6_{strategy}")
     recipe = load_recipe(path, registry=registry)
     torch.manual_seed(0)
-    model, masker = build_jepa(recipe, registry)
-    masks = masker(4, model.patch_grid, torch.Generator().manual_seed(0))
-    loss = model.loss(torch.randn(4, 3, *model.image_size), masks)
+    model, masker = build_method(recipe, registry)
+    masks = masker(4, model.encoder.patch_grid, torch.Generator().manual_seed(0))
+    images = torch.randn(4, 3, *model.encoder.image_size)
+    loss = model(Batch(images=images, labels=None, masks=masks), 0).loss
     loss.backward()
     value = float(loss.detach())
     assert math.isfinite(value) and value > 0

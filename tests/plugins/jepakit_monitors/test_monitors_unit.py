@@ -14,7 +14,9 @@ from jepakit_monitors.curves import draw_curves, write_loss_png
 from monitorkit import TINY, TINY_MODEL
 from PIL import Image
 
-from jepakit.model import build_jepa
+from jepakit.contracts import StepOutputs
+from jepakit.data.loader import Batch
+from jepakit.method import build_method
 from jepakit.recipe import load_recipe
 from jepakit.registry import Registry
 
@@ -36,19 +38,30 @@ def test_normalised_std_is_one_for_isotropic_and_zero_for_identical():
 def _model():
     recipe = load_recipe(TINY, TINY_MODEL, Registry())
     torch.manual_seed(0)
-    model, masker = build_jepa(recipe, Registry(), "cpu")
-    masks = masker(8, model.patch_grid, torch.Generator().manual_seed(0))
+    model, masker = build_method(recipe, Registry(), "cpu")
+    masks = masker(8, model.encoder.patch_grid, torch.Generator().manual_seed(0))
     return model, masks
+
+
+def _outputs(model, masks):
+    """The method's own outputs of one step: what the monitors read."""
+    batch = Batch(images=torch.randn(8, 3, 16, 16), labels=None, masks=masks)
+    return model(batch, 0).outputs
 
 
 def test_healthy_random_model_shows_no_collapse():
     model, masks = _model()
-    model.target_encoder.eval()
-    m = collapse_metrics(model, torch.randn(8, 3, 16, 16), masks)
+    m = collapse_metrics(_outputs(model, masks))
     assert set(m) == {"rankme", "target_std", "pred_std", "pred_target_cos", "content_share"}
     assert m["rankme"] > 5 and m["target_std"] > 0.2 and -1 <= m["pred_target_cos"] <= 1
-    assert model.encoder.training and not model.target_encoder.training  # modes restored
     assert collapse_signs(m, 32) == []
+
+
+def test_without_predictions_the_embeddings_give_rankme():
+    collapsed = StepOutputs(embeddings=[torch.ones(16, 32), torch.ones(16, 32)])
+    healthy = StepOutputs(embeddings=[torch.randn(16, 32), torch.randn(16, 32)])
+    assert set(collapse_metrics(healthy)) == {"rankme"}
+    assert collapse_metrics(healthy)["rankme"] > 10 > collapse_metrics(collapsed)["rankme"]
 
 
 def test_collapsed_target_is_flagged():
@@ -58,7 +71,7 @@ def test_collapsed_target_is_flagged():
             p.zero_()
         model.target_encoder.norm.bias.fill_(1.0)
         model.target_encoder.norm.bias[0] = 3.0
-    m = collapse_metrics(model, torch.randn(8, 3, 16, 16), masks)
+    m = collapse_metrics(_outputs(model, masks))
     assert m["rankme"] < 1.5 and m["target_std"] < 0.01
     signs = collapse_signs(m, 32)
     assert any("effective rank" in s for s in signs) and any("targets" in s for s in signs)
