@@ -33,29 +33,33 @@ class Batch:
     data_stats: DataStats | None = None
     """Good and bad sample counts since the previous batch of the same worker."""
     views: list[torch.Tensor] | None = None
-    """Several views of each image, one [B, C, h, w] per view (multi-crop methods)."""
+    """Several views of each sample (``views:`` in the recipe): one [B, C, h, w] tensor per
+    view, the recipe's groups in order (global views first); ``images`` is the first."""
 
     def to(self, device: torch.device) -> Batch:
         nb = device.type == "cuda"
+        views = None if self.views is None else [v.to(device, non_blocking=nb) for v in self.views]
         return Batch(
-            images=self.images.to(device, non_blocking=nb),
+            images=views[0] if views else self.images.to(device, non_blocking=nb),
             labels=None if self.labels is None else self.labels.to(device, non_blocking=nb),
             masks=None if self.masks is None else self.masks.to(device),
             data_stats=self.data_stats,
-            views=None if self.views is None else [v.to(device, non_blocking=nb)
-                                                   for v in self.views],
+            views=views,
         )
 
 
 def collate(samples: list[Any]) -> Batch:
     """Stack images (and labels when the dataset gives ``(image, label)`` pairs);
-    the dataset's good/bad sample counts ride along."""
+    the dataset's good/bad sample counts ride along. A sample whose image is a list of
+    view tensors gives the batch one stacked tensor per view."""
+    labels: torch.Tensor | None = None
     if isinstance(samples[0], (tuple, list)):
-        images = torch.stack([s[0] for s in samples])
-        labels: torch.Tensor | None = torch.as_tensor([int(s[1]) for s in samples])
-    else:
-        images, labels = torch.stack(samples), None
-    return Batch(images=images, labels=labels, data_stats=tally.drain())
+        labels = torch.as_tensor([int(s[1]) for s in samples])
+        samples = [s[0] for s in samples]
+    if isinstance(samples[0], (tuple, list)):
+        views = [torch.stack(group) for group in zip(*samples)]
+        return Batch(images=views[0], labels=labels, data_stats=tally.drain(), views=views)
+    return Batch(images=torch.stack(samples), labels=labels, data_stats=tally.drain())
 
 
 class MaskStream:

@@ -40,7 +40,9 @@ from jepakit.errors import JepakitError
 
 RawSample = dict[str, Any]
 """``{"__key__": str, "__url__": str, "<ext>": bytes, ...}``; a ``"__bad__"`` entry
-(reason) with ``"__count__"`` marks samples a reader could not deliver."""
+(reason) with ``"__count__"`` marks samples a reader could not deliver. Before decoding,
+``"__slot__"`` (epoch, rank, worker, position) says where the sample sits in the run, so
+a decoder can key its randomness on it and a resumed run augments exactly as before."""
 
 Mode = Literal["auto", "exact", "resampled"]
 
@@ -200,6 +202,7 @@ class StreamingDataset(IterableDataset):
     # -- iteration and state --------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
         epoch, start = self._epoch, self._position
+        rank, worker = rank_and_world()[0], worker_and_count()[0]
         good = bad = 0
         for i, raw in enumerate(self.raw_stream(epoch)):
             self._position = i + 1
@@ -211,6 +214,7 @@ class StreamingDataset(IterableDataset):
                     bad += count
                     tally.bad(raw["__url__"], raw["__key__"], raw["__bad__"], count)
                 continue
+            raw["__slot__"] = (epoch, rank, worker, i)  # where it sits: keys random views
             try:
                 sample = self.decode(raw)
             except SampleError as exc:

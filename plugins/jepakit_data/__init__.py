@@ -5,14 +5,15 @@ from __future__ import annotations
 import jepakit
 
 from .imagefolder import ImageFolderConfig, make_imagefolder
-from .synthetic import SyntheticConfig, SyntheticImages
+from .synthetic import SyntheticConfig
+from .synthetic_source import make_synthetic
 from .webdataset import WebDatasetConfig, make_webdataset
 
 
 @jepakit.hookimpl
 def jepakit_datasets() -> list[jepakit.Component]:
     return [
-        jepakit.Component("synthetic", SyntheticImages, SyntheticConfig),
+        jepakit.Component("synthetic", make_synthetic, SyntheticConfig),
         jepakit.Component("webdataset", make_webdataset, WebDatasetConfig),
         jepakit.Component("imagefolder", make_imagefolder, ImageFolderConfig),
     ]

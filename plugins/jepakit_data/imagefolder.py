@@ -19,6 +19,8 @@ from attrs import validators as v
 from jepakit.data.decode import ImageDecoder
 from jepakit.data.formats import FolderLayout, scan_folder
 from jepakit.data.stream import RawSample, StreamingDataset, bad_marker
+from jepakit.data.views import ViewGroup
+from jepakit.data.viewsources import ViewDecoder
 from jepakit.errors import ConfigError, JepakitError
 
 from .transforms import ImageStreamConfig
@@ -61,7 +63,8 @@ class ImageFiles(StreamingDataset):
 
 
 def make_imagefolder(config: ImageFolderConfig, *, image_size: int, in_chans: int = 3,
-                     seed: int = 0) -> ImageFiles:
+                     seed: int = 0, views: list[ViewGroup] | None = None) -> ImageFiles:
+    """Samples are ``(image, label)``, or ``(list of views, label)`` when ``views`` is given."""
     if not config.root:
         raise ConfigError("data.params.root is empty: point it at your image folder")
     try:
@@ -69,6 +72,8 @@ def make_imagefolder(config: ImageFolderConfig, *, image_size: int, in_chans: in
     except JepakitError as exc:
         raise ConfigError(f"data.params.root: {exc}") from None
     extensions = sorted({f.suffix.lower().lstrip(".") for f in scan.files})
-    decoder = ImageDecoder(config.transform(image_size, in_chans), in_chans, extensions)
+    decoder = (ImageDecoder(config.transform(image_size, in_chans), in_chans, extensions)
+               if views is None else
+               ViewDecoder(config.views(views, in_chans), seed, in_chans, extensions))
     return ImageFiles(scan.files, scan.labels, scan.classes, decoder, config, seed=seed,
                       root=Path(config.root))

@@ -14,6 +14,7 @@ from torchvision import transforms as T
 
 from jepakit.config import check
 from jepakit.data.stream import StreamOptions
+from jepakit.data.views import MultiView, ViewGroup
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -82,6 +83,19 @@ class ImageStreamConfig(StreamOptions):
               f"data.params.crop_scale: need 0 < low <= high <= 1, got {list(self.crop_scale)}")
         check((self.mean is None) == (self.std is None),
               "data.params: set both mean and std, or neither")
+
+    def normalisation(self, in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        if self.mean is not None and len(self.mean) != in_chans:
+            check(False, f"data.params.mean has {len(self.mean)} values for {in_chans} channel(s)")
+        if self.mean is not None and self.std is not None:
+            return self.mean, self.std
+        return (IMAGENET_MEAN, IMAGENET_STD) if in_chans == 3 else (GRAY_MEAN, GRAY_STD)
+
+    def views(self, groups: list[ViewGroup], in_chans: int) -> MultiView:
+        """The recipe's views, with this source's normalisation; they replace the single
+        crop and its augmentation settings above."""
+        mean, std = self.normalisation(in_chans)
+        return MultiView(groups, in_chans=in_chans, mean=mean, std=std)
 
     def transform(self, image_size: int, in_chans: int) -> Callable[..., torch.Tensor]:
         if self.mean is not None and len(self.mean) != in_chans:

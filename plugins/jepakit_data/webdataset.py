@@ -22,6 +22,8 @@ from jepakit.data import tar
 from jepakit.data.decode import IMAGE_EXTENSIONS, ImageDecoder
 from jepakit.data.index import read_index, shard_urls, sibling_index
 from jepakit.data.stream import RawSample, StreamingDataset, bad_marker
+from jepakit.data.views import ViewGroup
+from jepakit.data.viewsources import ViewDecoder
 from jepakit.errors import ConfigError
 
 from .transforms import ImageStreamConfig
@@ -115,8 +117,11 @@ class TarShards(StreamingDataset):
 
 
 def make_webdataset(config: WebDatasetConfig, *, image_size: int, in_chans: int = 3,
-                    seed: int = 0) -> TarShards:
+                    seed: int = 0, views: list[ViewGroup] | None = None) -> TarShards:
+    """Samples are ``(image, label)``, or ``(list of views, label)`` when ``views`` is given."""
     urls, expected = resolve_urls(config)
-    decoder = ImageDecoder(config.transform(image_size, in_chans), in_chans,
-                           _keys(config.image_keys), config.label_key)
+    keys = _keys(config.image_keys)
+    decoder = (ImageDecoder(config.transform(image_size, in_chans), in_chans, keys, config.label_key)
+               if views is None else
+               ViewDecoder(config.views(views, in_chans), seed, in_chans, keys, config.label_key))
     return TarShards(urls, decoder, config, seed=seed, expected=expected)
