@@ -26,6 +26,8 @@ too small: the bug two public implementations shipped with.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.distributed as dist
 
@@ -70,7 +72,9 @@ def epps_pulley(z: torch.Tensor, directions: torch.Tensor, knots: int = 17,
     if z.ndim != 2 or directions.ndim != 2 or z.shape[1] != directions.shape[0]:
         raise ValueError(f"need z [N, D] and directions [D, M], got {list(z.shape)} "
                          f"and {list(directions.shape)}")
-    with torch.autocast(z.device.type, enabled=False):
+    off = torch.autocast(z.device.type, enabled=False) if z.device.type in ("cpu", "cuda") \
+        else contextlib.nullcontext()  # the meta device (FLOP counting) has no autocast
+    with off:
         t, gauss, weights = quadrature(knots, t_max, z.device)
         x = (z.float() @ directions.to(z.device, torch.float32)).unsqueeze(-1) * t  # [N, M, T]
         cos_sum, sin_sum = x.cos().sum(0), x.sin().sum(0)  # [M, T]

@@ -19,7 +19,7 @@ CASES = [(kind, name) for kind in CHECKS for name in sorted(REGISTRY.components(
 
 
 def test_every_kind_with_a_check_has_registered_components():
-    assert {kind for kind, _ in CASES} >= set(CHECKS) - {"projector"}
+    assert {kind for kind, _ in CASES} == set(CHECKS)
 
 
 @pytest.mark.parametrize(("kind", "name"), CASES, ids=[f"{k}-{n}" for k, n in CASES])
