@@ -306,6 +306,7 @@ def build(
     dataset = registry.create(
         "dataset", recipe.data.name, recipe.data.params, path="data.params",
         image_size=model.image_size[0], in_chans=model.in_chans, seed=recipe.train.seed,
+        **({"views": recipe.views} if recipe.views is not None else {}),
     )
     if hasattr(dataset, "__len__") and len(dataset) < recipe.train.batch_size:
         raise ConfigError(
