@@ -53,14 +53,17 @@ def convert(value: Any, tp: Any, path: str) -> Any:
         options = get_args(tp)
         if value is None and type(None) in options:
             return None
+        deeper: ConfigError | None = None
         for option in options:
             if option is type(None):
                 continue
             try:
                 return convert(value, option, path)
-            except ConfigError:
+            except ConfigError as exc:  # a key inside the value failed: the precise message
+                if deeper is None and not str(exc).startswith(f"{path}: "):
+                    deeper = exc
                 continue
-        raise _fail(path, value, tp)
+        raise deeper or _fail(path, value, tp)
     if attrs.has(tp):
         return structure(tp, value, path)
     if tp is bool:

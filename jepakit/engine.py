@@ -327,6 +327,7 @@ def build(
     dataset = registry.create(
         "dataset", data.name, data.params, path="data.params",
         image_size=height, in_chans=in_chans, seed=recipe.train.seed,
+        **({"views": recipe.views} if recipe.views is not None else {}),
     )
     if hasattr(dataset, "__len__") and len(dataset) < recipe.train.batch_size:
         raise ConfigError(

@@ -20,6 +20,7 @@ import yaml
 from attrs import validators as v
 
 from jepakit.config import check, field_types, structure, unstructure
+from jepakit.data.views import ViewGroup
 from jepakit.errors import ConfigError, JepakitError, did_you_mean
 from jepakit.kinds import BY_NAME, BY_SECTION, KINDS
 
@@ -147,6 +148,7 @@ class Recipe:
     checkpoint: CheckpointConfig = attrs.field(factory=CheckpointConfig)
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
     name: str = "run"
+    views: list[ViewGroup] | None = None
 
     def __attrs_post_init__(self) -> None:
         check(self.optim.warmup_epochs is None or self.train.samples_per_epoch is not None,

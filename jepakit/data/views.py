@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import numpy as np
 import torch
+import torch.nn.functional as F
 from attrs import validators as v
 from PIL import Image
 from torchvision.transforms import v2
@@ -75,6 +76,37 @@ class ViewGroup:
     """Pixels above this fraction of the maximum are inverted (DINO: 128 of 255)."""
 
 
+class SeparableBlur:
+    """Gaussian blur with probability ``prob`` and sigma uniform in ``sigma``, as two 1-D
+    passes (rows, then columns) over +-3 sigma with reflected borders. torchvision's
+    GaussianBlur convolves with the full 2-D kernel: about 10x slower at 224 px."""
+
+    def __init__(self, prob: float, sigma: tuple[float, float]) -> None:
+        self.prob = prob
+        self.sigma = sigma
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if self.prob < 1 and float(torch.rand(())) >= self.prob:
+            return image
+        sigma = float(torch.empty(()).uniform_(*self.sigma))
+        height, width = image.shape[-2:]
+        radius = min(int(np.ceil(3 * sigma)), height - 1, width - 1)
+        if radius < 1:
+            return image
+        taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+        kernel = kernel / kernel.sum()
+        channels = image.shape[-3]
+        x = image.float().reshape(1, channels, height, width)
+        x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+        x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+        x = F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+        x = x.reshape(image.shape)
+        if image.dtype == torch.uint8:
+            return x.round_().clamp_(0, 255).to(torch.uint8)
+        return x.to(image.dtype)
+
+
 def _augmentation(name: str, group: ViewGroup, unit: float) -> Any:
     """One menu entry; ``unit`` is the pixel maximum (255 for uint8, 1 for float)."""
     if name == "flip":
@@ -85,9 +117,7 @@ def _augmentation(name: str, group: ViewGroup, unit: float) -> Any:
     if name == "grayscale":
         return v2.RandomGrayscale(group.grayscale_prob)
     if name == "blur":
-        # +-3 sigma at the widest, within what reflect padding allows for small views
-        kernel = min(2 * int(np.ceil(3 * group.blur_sigma[1])) + 1, 2 * group.size - 1)
-        return v2.RandomApply([v2.GaussianBlur(kernel, group.blur_sigma)], p=group.blur_prob)
+        return SeparableBlur(group.blur_prob, group.blur_sigma)
     if name == "solarize":
         return v2.RandomSolarize(group.solarize_threshold * unit, p=group.solarize_prob)
     raise AssertionError(name)  # ViewGroup's validator lists the menu

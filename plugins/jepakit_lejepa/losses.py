@@ -54,6 +54,8 @@ class SIGRegLoss:
     times in N; it would also test the mixture of global- and local-crop embeddings
     instead of each. The paper's algorithm 1 takes the statistic per view.
     Directions are redrawn every step from ``(seed, step)`` and shared by all views.
+    A view given as tokens [B, K, D] (SIGReg added to a patch-level JEPA) is tested as
+    its B * K token embeddings.
     """
 
     inputs: tuple[str, ...] = ("embeddings", "step", "seed")
@@ -70,8 +72,8 @@ class SIGRegLoss:
             raise ValueError("SIGReg needs at least one view's embeddings")
         first = embeddings[0]
         directions = self.directions(first.shape[-1], step, seed, first.device)
-        stats = [epps_pulley(z, directions, self.config.knots, self.config.t_max)
-                 for z in embeddings]
+        stats = [epps_pulley(z.reshape(-1, z.shape[-1]), directions, self.config.knots,
+                             self.config.t_max) for z in embeddings]
         return torch.stack(stats).mean()
 
 

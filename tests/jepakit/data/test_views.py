@@ -130,3 +130,20 @@ def test_single_image_batches_are_unchanged():
     batch = collate([(torch.zeros(3, 4, 4), 1), (torch.ones(3, 4, 4), 2)])
     assert batch.views is None and batch.images.shape == (2, 3, 4, 4)
     assert Batch(images=batch.images, labels=None).to(torch.device("cpu")).views is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_separable_blur_equals_torchvisions_gaussian_blur(dtype):
+    from torchvision.transforms import v2
+
+    from jepakit.data.views import SeparableBlur
+
+    image = torch.rand(3, 20, 27)
+    if dtype == torch.uint8:
+        image = (image * 255).to(torch.uint8)
+    ours = SeparableBlur(1.0, (1.3, 1.3))(image)  # radius ceil(3 * 1.3) = 4
+    reference = v2.GaussianBlur(9, (1.3, 1.3))(image)
+    assert ours.dtype == dtype
+    torch.testing.assert_close(ours.float(), reference.float(), atol=1.0 if dtype == torch.uint8
+                               else 1e-5, rtol=0)
+    assert not torch.equal(ours, image)

@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from jepakit_data.synthetic import SyntheticConfig, SyntheticImages
 from shardkit import image_folder
 
+import jepakit
 from jepakit.data.badsamples import tally
 from jepakit.data.decode import ImageDecoder
 from jepakit.data.loader import Batch, Epochs, build_loader
 from jepakit.data.shards import make_shards
 from jepakit.data.views import ViewGroup
+from jepakit.errors import ConfigError
+from jepakit.recipe import load_recipe
 
 GROUPS = [ViewGroup(size=12, count=2, crop_scale=(0.3, 1.0)),
           ViewGroup(size=6, count=3, crop_scale=(0.05, 0.3), augment=["flip", "blur"])]
@@ -127,3 +131,35 @@ def test_exact_resume_mid_epoch_with_views_and_workers(registry, shards, source)
     # determinism is per seed: another seed crops differently
     other = batches(run(seed=1), 1)[0]
     assert not torch.equal(other.views[0], full[0].views[0])
+
+
+def recipe_with_views(repo_root: Path, tmp_path: Path, views: list[dict]) -> Path:
+    data = yaml.safe_load((repo_root / "recipes" / "ijepa_tiny.yaml").read_text())
+    path = tmp_path / "views.yaml"
+    path.write_text(yaml.safe_dump({**data, "views": views}))
+    return path
+
+
+def test_a_recipe_views_section_reaches_the_batches(repo_root, tmp_path, registry):
+    """The engine passes ``views:`` to the data source; an I-JEPA step trains on the
+    first view (``Batch.images``)."""
+    recipe = recipe_with_views(repo_root, tmp_path, [
+        {"size": 32, "count": 2}, {"size": 16, "count": 3, "crop_scale": [0.05, 0.3]}])
+    tiny = ["encoder.params.depth=1", "predictor.params.depth=1", "train.batch_size=4",
+            "data.params.num_samples=8", "train.device=cpu", "train.steps=2",
+            "logging.progress=false"]
+    trainer = jepakit.build(recipe, tiny, registry=registry, write_files=False)
+    batch = next(trainer.batches)
+    assert batch.views is not None
+    assert [tuple(v.shape) for v in batch.views] == [(4, 3, 32, 32)] * 2 + [(4, 3, 16, 16)] * 3
+    assert torch.isfinite(trainer.train_step(batch.to(trainer.device)))
+
+
+def test_an_unknown_augmentation_in_a_recipe_is_one_line_naming_the_key(repo_root, tmp_path,
+                                                                        registry):
+    recipe = recipe_with_views(repo_root, tmp_path, [
+        {"size": 32, "count": 2}, {"size": 16, "augment": ["flip", "solarise"]}])
+    with pytest.raises(ConfigError) as info:
+        load_recipe(recipe, registry=registry)
+    assert str(info.value).startswith("views[1].augment: unknown augmentation 'solarise' "
+                                      "(did you mean 'solarize'?); valid names: flip, ")

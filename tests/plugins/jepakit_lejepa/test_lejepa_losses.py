@@ -56,6 +56,12 @@ def test_sigreg_is_the_average_of_per_view_statistics_with_shared_directions():
     assert float(loss(zs, step=12, seed=5)) != pytest.approx(flattened, rel=1e-3)
 
 
+def test_token_embeddings_are_tested_as_one_sample_per_token():
+    tokens = torch.randn(4, 5, 6, generator=torch.Generator().manual_seed(2))
+    loss = SIGRegLoss(SIGRegConfig(num_directions=8))
+    assert float(loss([tokens], step=0, seed=0)) == float(loss([tokens.reshape(20, 6)], 0, 0))
+
+
 def test_directions_are_redrawn_each_step_and_repeat_for_the_same_seed_and_step():
     zs = views(2, batch=32)
     loss = SIGRegLoss(SIGRegConfig(num_directions=8))
