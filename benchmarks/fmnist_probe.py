@@ -1,4 +1,4 @@
-"""Does it learn? I-JEPA on Fashion-MNIST for a fixed CPU budget, then a linear probe.
+"""Does it learn? Any recipe (I-JEPA, LeJEPA, ...) on Fashion-MNIST for a fixed CPU budget, then a linear probe.
 
     .venv/bin/python benchmarks/fmnist_probe.py [--budget-s 600] [--threads 1] \\
         [--recipe recipes/ijepa_fmnist.yaml] [overrides ...]
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     trained = F.from_run(out / "pretrain")
     for layers in ("last", "last4"):
-        rows.append({"model": "I-JEPA, pretrained", **probe(trained, layers, args, cache)})  # type: ignore[arg-type]
+        rows.append({"model": f"{recipe.name}, pretrained", **probe(trained, layers, args, cache)})  # type: ignore[arg-type]
     if not args.skip_baselines:
         random_init = F.from_recipe(args.recipe, tuple(args.overrides))
         for layers in ("last", "last4"):

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="key.path=value recipe overrides")
     p.add_argument("--recipe", default=str(ROOT / "recipes" / "ijepa_fmnist.yaml"))
     p.add_argument("--budget-s", type=float, default=200.0, help="training time")
+    p.add_argument("--steps", type=int, default=None,
+                   help="train this many steps instead of --budget-s (runs sharing the machine)")
     p.add_argument("--train-n", type=int, default=10_000)
     p.add_argument("--test-n", type=int, default=5_000)
     args = p.parse_args(argv)
@@ -59,17 +61,16 @@ def main(argv: list[str] | None = None) -> int:
                                   "logging.aim=false"], write_files=False)
     batches = trainer.batches
     steps, train_s, loss = 0, 0.0, None
-    while train_s < args.budget_s:
+    while (steps < args.steps) if args.steps else (train_s < args.budget_s):
         start = time.perf_counter()
         batch = next(batches).to(trainer.device)
         loss = trainer.train_step(batch)  # read once at the end: no sync per step
         train_s += time.perf_counter() - start
         steps += 1
 
-    batch = next(batches).to(trainer.device)
-    masks = batch.masks if batch.masks is not None else trainer.masks(batch.images.shape[0], 0)
-    monitors = collapse_metrics(trainer.model, batch.images, masks)
-    encoder = plain_target(trainer.model)  # after the monitors: it replaces online weights
+    assert trainer.last_result is not None
+    monitors = collapse_metrics(trainer.last_result.outputs)  # the last step's own outputs
+    encoder = plain_target(trainer.model)
     source = source_for(trainer.recipe, encoder, "target encoder in training", "not cached")
     probe_data = prepare(source, str(DATA), layers="last4", use_cache=False, progress=False,
                          train_limit=args.train_n, test_limit=args.test_n)

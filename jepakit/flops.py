@@ -28,7 +28,7 @@ def mask_sizes(masks: Masks) -> dict[str, int]:
     }
 
 
-def train_step_flops(model: Any, masks: Masks | None) -> int:
+def train_step_flops(model: Any, masks: Masks | None, views: Any = None) -> int:
     """FLOPs per image of one training step (target forward, context forward and
     backward, predictor forward and backward) for these mask sizes.
 
@@ -40,6 +40,11 @@ def train_step_flops(model: Any, masks: Masks | None) -> int:
         targets=[m[:1].to("meta") for m in masks.targets])
     c, h, w = input_shape(model)
     images = torch.zeros(1, c, h, w, device="meta")
+    view_list = None
+    if views:  # the recipe's view groups: one image per view, at each group's size
+        view_list = [torch.zeros(1, c, g.size, g.size, device="meta")
+                     for g in views for _ in range(g.count)]
+        images = view_list[0]
     with FlopCounterMode(display=False) as counter:
-        model(Batch(images=images, labels=None, masks=masks_1), 0).loss.backward()
+        model(Batch(images=images, labels=None, masks=masks_1, views=view_list), 0).loss.backward()
     return int(counter.get_total_flops())

@@ -15,7 +15,7 @@ def describe(recipe: Recipe, registry: Any) -> dict[str, Any]:
     model, masker = build_method(recipe, registry, device="meta")
     grid = tuple(model.encoder.patch_grid)
     masks = None if masker is None else sample_masks(masker, grid, seed=recipe.train.seed)
-    flops = train_step_flops(model, masks)
+    flops = train_step_flops(model, masks, recipe.views)
     return {
         **{f"{name}_params": count_params(child) for name, child in model.named_children()
            if name != "target_encoder"},

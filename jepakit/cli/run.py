@@ -103,6 +103,9 @@ def dry_run(path: str, overrides: list[str]) -> int:
     terms = ", ".join(f"{s.name}" + (f" x{s.weight:g}" if s.weight != 1.0 else "")
                       for s in recipe.specs("loss"))
     rows.append(("loss", terms, ""))
+    if recipe.views:
+        rows.append(("views", " + ".join(f"{g.count}x{g.size}px" for g in recipe.views),
+                     "global views first"))
     if "context_tokens" in info:
         rows.append(("masks", recipe.spec("masker").name, f"{info['context_tokens']} context, "
                      f"{info['target_tokens']} target tokens per image"))
