@@ -9,6 +9,8 @@ Its losses read the step outputs they name, so SIGReg also serves other methods:
 
 from __future__ import annotations
 
+import jepakit
+
 from .losses import (
     InvarianceConfig,
     InvarianceLoss,
@@ -21,8 +23,6 @@ from .method import LeJEPA, LeJEPAConfig
 from .projector import MLPProjector, ProjectorConfig
 from .shared_target import SharedTarget, SharedTargetConfig
 from .sigreg import epps_pulley, random_directions
-
-import jepakit
 
 SMALL_VIT = {"image_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
 EXAMPLE_RECIPE = {
