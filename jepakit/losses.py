@@ -54,3 +54,25 @@ class LossTerms:
             total = contribution if total is None else total + contribution
         assert total is not None
         return total, logged
+
+
+class TokenRegression:
+    """Base of the losses that regress predicted target tokens (I-JEPA's smooth L1 / L2,
+    data2vec's): ``prepare_targets`` normalises raw target features, ``distance`` compares
+    all (prediction, target) token pairs at once, in fp32. Subclasses set both."""
+
+    inputs: tuple[str, ...] = DEFAULT_INPUTS
+
+    def prepare_targets(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+    def distance(self, pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, predictions: Sequence[torch.Tensor],
+                 targets: Sequence[torch.Tensor]) -> torch.Tensor:
+        if len(predictions) != len(targets):
+            raise ValueError(f"{len(predictions)} predictions for {len(targets)} targets")
+        pred = torch.cat([p.reshape(-1, p.shape[-1]) for p in predictions])
+        tgt = torch.cat([t.reshape(-1, t.shape[-1]) for t in targets]).to(pred.dtype)
+        return self.distance(pred.float(), tgt.float())

@@ -2,12 +2,12 @@
 
 I-JEPA evaluates the *target* encoder, average-pooled over patches, from the last
 layer or the last 4 layers concatenated (Assran et al., 2023, arXiv 2301.08243,
-section 5 and appendix C). The encoder contract only promises the last layer
-(``encoder(images) -> tokens [B, N, D]``); for "last 4" jepakit runs the blocks
-itself when the encoder exposes the shipped ViT's parts (``patch_embed``,
-``pos_embed``, ``blocks``, ``norm``), applying the final norm to each of the last
-four block outputs as DINO's ``get_intermediate_layers`` does. Other encoders
-give the last layer only (with a warning).
+section 5 and appendix C). The encoder contract promises the last layer
+(``encoder(images) -> tokens [B, N, D]``); for "last 4" jepakit calls the encoder's
+``forward_intermediates(images, indices=4, norm=True)`` (timm's API; the shipped
+``vit`` and ``timm`` encoders have it), the final norm applied to each of the last
+four block outputs as DINO's ``get_intermediate_layers`` does. Other encoders give
+the last layer only (with a warning).
 """
 
 from __future__ import annotations
@@ -180,11 +180,11 @@ _LAYOUT_OK: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictiona
 
 
 def has_blocks(encoder: nn.Module) -> bool:
-    """Whether :func:`encode` can read intermediate layers: the encoder has the shipped
-    ViT's parts (``patch_embed``, ``pos_embed``, ``blocks``, ``norm``) *and* running them
-    by hand reproduces ``encoder(images)`` (checked once on a random image, so a
-    look-alike with a class token or another forward is not misread)."""
-    if not all(hasattr(encoder, a) for a in ("patch_embed", "pos_embed", "blocks", "norm")):
+    """Whether :func:`encode` can read intermediate layers: the encoder offers the
+    ``forward_intermediates(images, indices, norm)`` call (the shipped ``vit`` and
+    ``timm`` encoders do; timm's API is the model) and its last entry reproduces
+    ``encoder(images)`` (checked once on a random image)."""
+    if not callable(getattr(encoder, "forward_intermediates", None)):
         return False
     if encoder not in _LAYOUT_OK:
         try:
@@ -193,24 +193,18 @@ def has_blocks(encoder: nn.Module) -> bool:
             x = torch.randn(2, int(getattr(encoder, "in_chans", 3)), int(h), int(w),
                             generator=torch.Generator().manual_seed(0)).to(param)
             with torch.inference_mode():
-                manual = _by_blocks(encoder, x)[-1]
+                manual = _intermediates(encoder, x, 1)[-1]
                 direct = encoder(x)
             _LAYOUT_OK[encoder] = manual.shape == direct.shape and bool(
                 torch.allclose(manual, direct, atol=1e-4, rtol=1e-3))
-        except Exception:  # any mismatch of parts: not the layout we know
+        except Exception:  # any mismatch: not a layout we can read
             _LAYOUT_OK[encoder] = False
     return _LAYOUT_OK[encoder]
 
 
-def _by_blocks(encoder: Any, images: torch.Tensor) -> list[torch.Tensor]:
-    """The normed output of every block, run by hand."""
-    x = encoder.patch_embed(images)
-    x = x + encoder.pos_embed.to(x.dtype)
-    outputs = []
-    for block in encoder.blocks:
-        x = block(x)
-        outputs.append(x)
-    return [encoder.norm(o) for o in outputs]
+def _intermediates(encoder: Any, images: torch.Tensor, n: int) -> list[torch.Tensor]:
+    """The normed outputs of the last ``n`` blocks, from the encoder's own call."""
+    return list(encoder.forward_intermediates(images, indices=n, norm=True))
 
 
 def encode(encoder: nn.Module | None, images: torch.Tensor, layers: Layers = "last"
@@ -219,7 +213,7 @@ def encode(encoder: nn.Module | None, images: torch.Tensor, layers: Layers = "la
     if encoder is None:
         return images.flatten(1).float()
     if layers == "last4" and has_blocks(encoder):
-        return torch.cat([o.mean(1) for o in _by_blocks(encoder, images)[-4:]], dim=-1).float()
+        return torch.cat([o.mean(1) for o in _intermediates(encoder, images, 4)], dim=-1).float()
     return encoder(images).mean(1).float()
 
 
@@ -229,10 +223,10 @@ def effective_layers(source: FeatureSource, layers: str) -> str:
     if source.encoder is None:
         return "pixels"
     if layers in ("last4", "all") and has_blocks(source.encoder):
-        depth = len(source.encoder.blocks)  # type: ignore[arg-type]
+        depth = len(getattr(source.encoder, "blocks", ())) or 4
         return "last4" if depth >= 4 else f"last{depth}"
     if layers == "last4":
-        log.warning("this encoder does not expose its blocks: using the last layer only")
+        log.warning("this encoder has no forward_intermediates: using the last layer only")
     return "last"
 
 

@@ -106,6 +106,8 @@ def encoder_from_state(state: Mapping[str, Any], which: str = "target", registry
     if key is None:
         raise JepakitError(f"encoder: expected 'target' or 'online', got '{which}'")
     spec = encoder_spec(state)
+    if key == "target_encoder" and key not in state and "encoder" in state:
+        key = "encoder"  # a method without a teacher copy (LeJEPA): the target is the encoder
     if key not in state:
         raise JepakitError(f"the checkpoint holds no '{key}'")
     encoder = _build(spec, registry or default_registry())

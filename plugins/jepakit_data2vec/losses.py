@@ -9,13 +9,14 @@ over all elements.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 import attrs
 import torch
 import torch.nn.functional as F
 from attrs import validators as v
+
+from jepakit.losses import TokenRegression
 
 from .targets import Norm, normalise
 
@@ -30,7 +31,7 @@ class Data2VecLossConfig:
     the image's tokens (``instance``)."""
 
 
-class Data2VecLoss:
+class Data2VecLoss(TokenRegression):
     """Fits :class:`jepakit.contracts.Loss`."""
 
     def __init__(self, config: Data2VecLossConfig) -> None:
@@ -39,12 +40,7 @@ class Data2VecLoss:
     def prepare_targets(self, features: torch.Tensor) -> torch.Tensor:
         return normalise(features, self.config.target_norm)
 
-    def __call__(self, predictions: Sequence[torch.Tensor],
-                 targets: Sequence[torch.Tensor]) -> torch.Tensor:
-        if len(predictions) != len(targets):
-            raise ValueError(f"{len(predictions)} predictions for {len(targets)} targets")
-        pred = torch.cat([p.reshape(-1, p.shape[-1]) for p in predictions]).float()
-        tgt = torch.cat([t.reshape(-1, t.shape[-1]) for t in targets]).float()
+    def distance(self, pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         if self.config.distance == "l2":
             return F.mse_loss(pred, tgt)
         return F.smooth_l1_loss(pred, tgt, beta=self.config.beta)

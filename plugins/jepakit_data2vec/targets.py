@@ -26,7 +26,6 @@ its teacher decay.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Literal
 
 import attrs
@@ -36,7 +35,7 @@ from attrs import validators as v
 from torch import nn
 
 from jepakit.errors import ConfigError
-from jepakit.ops import ema_update_
+from jepakit.targets import EMATeacher
 
 Norm = Literal["instance", "layer", "none"]
 
@@ -94,12 +93,12 @@ class TopKAverage:
         return total / len(layers)
 
 
-class TopKTargetUpdater:
+class TopKTargetUpdater(EMATeacher):
     """Fits :class:`jepakit.contracts.TargetUpdater`; ``build`` returns the hooked copy."""
 
     def __init__(self, config: TopKTargetsConfig, *, total_steps: int) -> None:
+        super().__init__(total_steps)
         self.config = config
-        self.total_steps = max(1, total_steps)
 
     def momentum(self, step: int) -> float:
         """Momentum used for the update after optimizer step ``step`` (0-based)."""
@@ -116,9 +115,7 @@ class TopKTargetUpdater:
         if k > len(blocks):
             raise ConfigError(f"target_updater.params.top_k: {k} is more than the encoder's "
                               f"{len(blocks)} blocks")
-        target = copy.deepcopy(online)
-        for p in target.parameters():
-            p.requires_grad_(False)
+        target = super().build(online)
         hooks = TopKAverage(k, self.config.layer_norm)
         for block in list(getattr(target, "blocks"))[-k:]:  # noqa: B009 (checked above)
             where = block if self.config.layer_output == "block" else getattr(block, "mlp", None)
@@ -129,12 +126,3 @@ class TopKTargetUpdater:
         target.register_forward_pre_hook(hooks.reset)
         target.register_forward_hook(hooks.average)
         return target
-
-    def update(self, online: nn.Module, target: nn.Module, step: int) -> None:
-        ema_update_(target, online, self.momentum(step))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"total_steps": self.total_steps}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.total_steps = int(state["total_steps"])

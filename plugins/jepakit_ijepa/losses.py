@@ -7,11 +7,11 @@ the paper writes an L2 distance.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import attrs
 import torch
 import torch.nn.functional as F
+
+from jepakit.losses import TokenRegression
 
 
 @attrs.define
@@ -20,7 +20,7 @@ class RegressionLossConfig:
     """Layer-norm the target features (no affine) before regressing them."""
 
 
-class _RegressionLoss:
+class _RegressionLoss(TokenRegression):
     def __init__(self, config: RegressionLossConfig) -> None:
         self.config = config
 
@@ -28,16 +28,6 @@ class _RegressionLoss:
         if not self.config.normalize_targets:
             return features
         return F.layer_norm(features, features.shape[-1:])
-
-    def __call__(self, predictions: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> torch.Tensor:
-        if len(predictions) != len(targets):
-            raise ValueError(f"{len(predictions)} predictions for {len(targets)} targets")
-        pred = torch.cat([p.reshape(-1, p.shape[-1]) for p in predictions])
-        tgt = torch.cat([t.reshape(-1, t.shape[-1]) for t in targets]).to(pred.dtype)
-        return self.distance(pred.float(), tgt.float())
-
-    def distance(self, pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
 
 
 class SmoothL1Loss(_RegressionLoss):

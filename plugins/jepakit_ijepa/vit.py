@@ -194,6 +194,21 @@ class VisionTransformer(nn.Module):
             return self.pos_embed
         return sincos_pos_embed_2d(self.embed_dim, grid).to(images.device).unsqueeze(0)
 
+    def forward_intermediates(self, images: torch.Tensor, indices: int = 4, norm: bool = True,
+                              ) -> list[torch.Tensor]:
+        """The outputs [B, N, D] of the last ``indices`` blocks, each through the final norm
+        when ``norm`` (DINO's ``get_intermediate_layers``; timm's ``forward_intermediates``
+        with ``output_fmt="NLC"``): evaluation reads "last 4" with one call, and data2vec
+        its top-K layers, without running the blocks by hand."""
+        x = self.patch_embed(images)
+        x = x + self.positions(images).to(x.dtype)
+        outputs = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i >= len(self.blocks) - indices:
+                outputs.append(self.norm(x) if norm else x)
+        return outputs
+
     def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         x = self.patch_embed(images, keep)
         pos = self.positions(images).to(x.dtype)

@@ -157,6 +157,14 @@ class TimmEncoder(nn.Module):
         x = m.norm(m.blocks(x))
         return x[:, p:] if p else x
 
+    def forward_intermediates(self, images: torch.Tensor, indices: int = 4, norm: bool = True,
+                              ) -> list[torch.Tensor]:
+        """timm's own ``forward_intermediates``: the last ``indices`` block outputs as patch
+        tokens [B, N, D] (prefix tokens dropped), through the final norm when ``norm``."""
+        out = self.model.forward_intermediates(images, indices=indices, norm=norm,
+                                               output_fmt="NLC", intermediates_only=True)
+        return list(out)
+
     def timm_export(self) -> dict[str, Any]:
         """The timm architecture, its ``create_model`` arguments and the timm state
         dict: what ``jepakit export --format timm`` writes."""
