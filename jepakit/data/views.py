@@ -78,8 +78,10 @@ class ViewGroup:
 
 class SeparableBlur:
     """Gaussian blur with probability ``prob`` and sigma uniform in ``sigma``, as two 1-D
-    passes (rows, then columns) over +-3 sigma with reflected borders. torchvision's
-    GaussianBlur convolves with the full 2-D kernel: about 10x slower at 224 px."""
+    passes (rows, then columns) over +-3 sigma of the drawn sigma, reflected borders.
+    torchvision's GaussianBlur convolves with the full 2-D kernel sized for the largest
+    sigma: 1.5x slower at sigma 2 on a 224 px view, more for small sigmas
+    (benchmarks/views_cost.py)."""
 
     def __init__(self, prob: float, sigma: tuple[float, float]) -> None:
         self.prob = prob
