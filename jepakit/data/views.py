@@ -50,6 +50,11 @@ def _interval(low: float, high: float) -> Any:
 _prob = [v.ge(0.0), v.le(1.0)]
 
 
+def _jitter(instance: Any, attribute: attrs.Attribute, value: tuple[float, ...]) -> None:
+    if min(value) < 0 or value[3] > 0.5:
+        raise ValueError(f"need strengths >= 0 and hue <= 0.5, got {list(value)}", attribute)
+
+
 @attrs.define
 class ViewGroup:
     """``count`` views of ``size`` px, each a random resized crop of ``crop_scale`` of the
@@ -65,7 +70,8 @@ class ViewGroup:
                                      validator=_known_augmentations)
     """Names from the menu: flip, color_jitter, grayscale, blur, solarize."""
     flip_prob: float = attrs.field(default=0.5, validator=_prob)
-    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.1)
+    jitter: tuple[float, float, float, float] = attrs.field(default=(0.4, 0.4, 0.2, 0.1),
+                                                            validator=_jitter)
     """Brightness, contrast, saturation, hue strengths of the colour jitter."""
     jitter_prob: float = attrs.field(default=0.8, validator=_prob)
     grayscale_prob: float = attrs.field(default=0.2, validator=_prob)
@@ -78,8 +84,10 @@ class ViewGroup:
 
 class SeparableBlur:
     """Gaussian blur with probability ``prob`` and sigma uniform in ``sigma``, as two 1-D
-    passes (rows, then columns) over +-3 sigma with reflected borders. torchvision's
-    GaussianBlur convolves with the full 2-D kernel: about 10x slower at 224 px."""
+    passes (rows, then columns) over +-3 sigma of the drawn sigma, reflected borders.
+    torchvision's GaussianBlur convolves with the full 2-D kernel sized for the largest
+    sigma: 1.5x slower at sigma 2 on a 224 px view, more for small sigmas
+    (benchmarks/views_cost.py)."""
 
     def __init__(self, prob: float, sigma: tuple[float, float]) -> None:
         self.prob = prob

@@ -63,12 +63,14 @@ def _distributed() -> bool:
 
 
 def epps_pulley(z: torch.Tensor, directions: torch.Tensor, knots: int = 17,
-                t_max: float = 3.0) -> torch.Tensor:
+                t_max: float = 3.0, sync: bool = True) -> torch.Tensor:
     """The sliced Epps-Pulley statistic of ``z`` [N, D] over ``directions`` [D, M],
     averaged over directions; a scalar, computed in fp32 whatever the autocast.
 
-    With torch.distributed initialised (world size > 1) the statistic is that of the
-    batch gathered from every rank (``directions`` must be identical on all ranks)."""
+    With ``sync`` and torch.distributed initialised (world size > 1) the statistic is
+    that of the batch gathered from every rank: every rank must call it, with identical
+    ``directions``. ``sync=False`` tests this rank's samples alone (e.g. in a monitor
+    that runs on one rank)."""
     if z.ndim != 2 or directions.ndim != 2 or z.shape[1] != directions.shape[0]:
         raise ValueError(f"need z [N, D] and directions [D, M], got {list(z.shape)} "
                          f"and {list(directions.shape)}")
@@ -79,7 +81,7 @@ def epps_pulley(z: torch.Tensor, directions: torch.Tensor, knots: int = 17,
         x = (z.float() @ directions.to(z.device, torch.float32)).unsqueeze(-1) * t  # [N, M, T]
         cos_sum, sin_sum = x.cos().sum(0), x.sin().sum(0)  # [M, T]
         count = torch.tensor([float(z.shape[0])], device=z.device)
-        if _distributed():
+        if sync and _distributed():
             from torch.distributed.nn.functional import all_reduce
 
             packed = torch.cat([cos_sum.reshape(-1), sin_sum.reshape(-1), count])

@@ -108,6 +108,8 @@ def test_unknown_augment_name_is_a_one_line_config_error_naming_the_key():
 def test_bad_crop_scale_and_empty_views_are_config_errors():
     with pytest.raises(ConfigError, match=r"views\[0\].crop_scale: need 0 < low <= high <= 1"):
         convert([{"size": 8, "crop_scale": [0.5, 0.2]}], list[ViewGroup], "views")
+    with pytest.raises(ConfigError, match=r"views\[0\].jitter: need strengths >= 0"):
+        convert([{"size": 8, "jitter": [0.4, -1, 0, 0]}], list[ViewGroup], "views")
     with pytest.raises(ConfigError, match="views: give at least one view group"):
         check_views([])
     with pytest.raises(ConfigError, match="1 mean and 1 std values for 3"):

@@ -9,7 +9,8 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from jepakit_lejepa.losses import SIGRegConfig, SIGRegLoss
+from jepakit_lejepa.losses import SIGRegConfig, SIGRegLoss, step_generator
+from jepakit_lejepa.sigreg import epps_pulley, random_directions
 from torch import nn
 
 BATCH, DIM, OUT = 16, 8, 6
@@ -42,8 +43,9 @@ def sigreg_and_grads(rows: slice, wrap=lambda m: m) -> dict[str, torch.Tensor]:
     model = wrap(head)
     head_value = loss([model(x[rows])], step=3, seed=11)
     head_value.backward()
+    local = epps_pulley(z.detach(), random_directions(DIM, 64, step_generator(11, 3)), sync=False)
     return {"value": value.detach(), "z_grad": z.grad, "head_value": head_value.detach(),
-            "weight_grad": head.weight.grad, "bias_grad": head.bias.grad}
+            "weight_grad": head.weight.grad, "bias_grad": head.bias.grad, "local": local}
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
@@ -67,6 +69,10 @@ def test_two_gloo_processes_equal_one_process_on_the_whole_batch(tmp_path, monke
     mp.spawn(_worker, args=(2, free_port(), out), nprocs=2, join=True)
     ranks = [torch.load(f"{out}.{r}", weights_only=True) for r in range(2)]
     for rank, got in enumerate(ranks):
+        # sync=False: this rank's half alone
+        local = sigreg_and_grads(slice(rank * 8, (rank + 1) * 8))["local"]
+        torch.testing.assert_close(got["local"], local, atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(got["local"], single["value"], rtol=1e-2)
         # the statistic of the global batch (N = 16), on every rank
         torch.testing.assert_close(got["value"], single["value"], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(got["head_value"], single["head_value"], atol=1e-5, rtol=1e-5)
