@@ -2,7 +2,7 @@
 
 Every function here is vectorised over the batch and draws only from the
 generator it is given, so a masker built from them is reproducible from its
-generator state and fast enough for the collate function (design.md section 6).
+generator state and fast enough for the collate function (docs/masking.md).
 Masks are boolean tensors ``[..., N]`` over the ``N = h * w`` patches of the grid
 in raster order; :func:`to_indices` turns them into the ``[B, K]`` index tensors
 of :class:`jepakit.Masks`.

@@ -8,7 +8,7 @@
 
 :func:`check_masker` draws patch grids (small and non-square ones included),
 batch sizes, seeds and, when given a hypothesis strategy, parameters, and checks
-every invariant the engine relies on (design.md section 3):
+every invariant the engine relies on (docs/plugins.md#contracts):
 
 - the result is a :class:`jepakit.Masks` with at least one context and one target,
   each a LongTensor [B, K] with K >= 1 (equal lengths across the batch);

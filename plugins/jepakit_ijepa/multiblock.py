@@ -7,7 +7,7 @@ gives no trivial answer. Block shapes are drawn once per batch (so every target
 tensor is a full rectangle of equal length), positions once per image and block.
 
 ``mode: corrected`` (the default) fixes the official collator's biases
-(design.md section 5; upstream issue #60 and PR #40): scale and log-aspect are
+(docs/index.md, "I-JEPA: paper versus official code"; upstream issue #60 and PR #40): scale and log-aspect are
 drawn independently, block positions cover the whole grid (every patch can be in
 a target and in the context, and the context is not pinned to a corner), and
 context lengths are equalised across the batch by dropping random context

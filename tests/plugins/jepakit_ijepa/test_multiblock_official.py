@@ -1,5 +1,5 @@
 """``multiblock`` with ``mode: official`` reproduces the official I-JEPA collator's
-quirks (design.md section 5, upstream issue #60 and PR #40); the corrected default
+quirks (docs/index.md; upstream issue #60 and PR #40); the corrected default
 does not have them. Figures measured with jepakit.coverage, as ``jepakit masks stats``."""
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_official_block_sizes_once_per_batch_positions_per_image():
 
 def test_official_truncation_keeps_the_top_left_of_each_context():
     """Contexts are cut to the batch minimum in raster order: at batch 128 on 16x16
-    about 68 of 256 tokens are left (design.md section 5), mostly from the top rows."""
+    about 68 of 256 tokens are left (docs/index.md), mostly from the top rows."""
     cov = measure(OFFICIAL, (16, 16), batch_size=128, batches=20)
     assert 60 <= cov.context_tokens <= 76
     assert float(cov.context[:4].mean()) > 4 * float(cov.context[10:15].mean())
