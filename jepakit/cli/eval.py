@@ -34,6 +34,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("features")
     f.add_argument("--layers", default="last", choices=["last", "last4"],
                    help="average-pooled last layer, or the last 4 layers concatenated")
+    f.add_argument("--head", default="backbone", choices=["backbone", "projector"],
+                   help="probe the backbone (default) or its output through the method's "
+                        "projector (LeJEPA), one pooled vector per image")
     f.add_argument("--batch-size", type=int, default=256)
     f.add_argument("--num-workers", type=int, default=0, help="image-decoding processes")
     f.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
@@ -67,9 +70,9 @@ def _source(args: argparse.Namespace) -> Any:
         raise JepakitError("say what to evaluate: exactly one of --run, --checkpoint, "
                            "--random-init or --pixels")
     if args.run:
-        return F.from_run(args.run)
+        return F.from_run(args.run, head=args.head)
     if args.checkpoint:
-        return F.from_checkpoint(args.checkpoint)
+        return F.from_checkpoint(args.checkpoint, head=args.head)
     if args.random_init:
         return F.from_recipe(args.random_init)
     return None  # pixels: sized after the data

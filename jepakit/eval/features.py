@@ -68,11 +68,30 @@ def _norm_stats(data_params: dict[str, Any]) -> tuple[tuple[float, ...] | None, 
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
+class ProjectedEncoder(nn.Module):
+    """The backbone's mean-pooled embedding through the method's projector, as one token
+    [B, 1, out_dim]: what ``--head projector`` probes (the space LeJEPA's loss sees)."""
+
+    def __init__(self, encoder: nn.Module, projector: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.projector = encoder, projector
+        self.image_size = getattr(encoder, "image_size")  # noqa: B009 (contract attribute)
+        self.in_chans = getattr(encoder, "in_chans")  # noqa: B009 (contract attribute)
+        self.embed_dim = int(getattr(projector, "out_dim"))  # noqa: B009 (contract attribute)
+
+    def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        return self.projector(self.encoder(images).mean(1)).unsqueeze(1)
+
+
+Head = Literal["backbone", "projector"]
+
+
 def encoder_from_recipe(recipe: Any, registry: Any = None, state: dict[str, Any] | None = None,
-                        ) -> nn.Module:
+                        head: Head = "backbone") -> nn.Module:
     """The encoder evaluation reads for ``recipe``'s method (``Method.eval_encoder``: the
     target encoder for I-JEPA, the online backbone for LeJEPA), rebuilt, with the weights
-    of the checkpoint ``state`` when given, else as initialised."""
+    of the checkpoint ``state`` when given, else as initialised; with ``head="projector"``
+    followed by the method's projector."""
     from jepakit.method import build_method
     from jepakit.registry import default_registry
 
@@ -80,10 +99,17 @@ def encoder_from_recipe(recipe: Any, registry: Any = None, state: dict[str, Any]
         torch.manual_seed(recipe.train.seed)  # random init: the weights training starts from
         model, _ = build_method(recipe, registry or default_registry(), "cpu")
     try:
-        return plain_target(model, state)
+        encoder = plain_target(model, state)
     except RuntimeError as exc:
         raise JepakitError(f"the checkpoint's weights do not fit its recipe: "
                            f"{str(exc).splitlines()[0]}") from None
+    if head == "backbone":
+        return encoder
+    projector = getattr(model, "projector", None)
+    if not isinstance(projector, nn.Module):
+        raise JepakitError(f"--head projector: the method '{recipe.spec('method').name}' of "
+                           f"this run has no projector")
+    return ProjectedEncoder(encoder, projector.eval().requires_grad_(False)).eval()
 
 
 def plain_target(model: Any, state: dict[str, Any] | None = None) -> nn.Module:
@@ -122,20 +148,30 @@ def _file_fingerprint(path: Path) -> str:
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def from_checkpoint(path: str | Path, registry: Any = None) -> FeatureSource:
-    """The target encoder saved in a checkpoint file."""
+def from_checkpoint(path: str | Path, registry: Any = None, head: Head = "backbone"
+                    ) -> FeatureSource:
+    """The evaluation encoder saved in a checkpoint file."""
     p = Path(path)
     state = ckpt.load(p)  # JepakitError when missing or unreadable
     recipe = _recipe_of(state, p, registry)
-    encoder = encoder_from_recipe(recipe, registry, state)
+    encoder = encoder_from_recipe(recipe, registry, state, head)
     step = int(state.get("step", 0))
     run_dir = p.parent.parent if p.parent.name == "checkpoints" else None
-    return source_for(recipe, encoder, f"{recipe.name} step {step} target encoder ({p})",
-                       _file_fingerprint(p), run_dir=run_dir, checkpoint=p, step=step)
+    return source_for(recipe, encoder, f"{recipe.name} step {step} {_what(head)} ({p})",
+                       _file_fingerprint(p) + _suffix(head), run_dir=run_dir, checkpoint=p,
+                       step=step)
 
 
-def from_run(run_dir: str | Path, registry: Any = None) -> FeatureSource:
-    """The target encoder of a run directory's newest loadable checkpoint."""
+def _what(head: str) -> str:
+    return "target encoder" if head == "backbone" else "target encoder + projector"
+
+
+def _suffix(head: str) -> str:
+    return "" if head == "backbone" else f":{head}"
+
+
+def from_run(run_dir: str | Path, registry: Any = None, head: Head = "backbone") -> FeatureSource:
+    """The evaluation encoder of a run directory's newest loadable checkpoint."""
     d = Path(run_dir)
     if not d.is_dir():
         raise JepakitError(f"run directory not found: {d}")
@@ -145,10 +181,11 @@ def from_run(run_dir: str | Path, registry: Any = None) -> FeatureSource:
                            "--checkpoint PATH")
     path, state = found
     recipe = _recipe_of(state, path, registry)
-    encoder = encoder_from_recipe(recipe, registry, state)
+    encoder = encoder_from_recipe(recipe, registry, state, head)
     step = int(state.get("step", 0))
-    return source_for(recipe, encoder, f"{recipe.name} step {step} target encoder ({path})",
-                       _file_fingerprint(path), run_dir=d, checkpoint=path, step=step)
+    return source_for(recipe, encoder, f"{recipe.name} step {step} {_what(head)} ({path})",
+                       _file_fingerprint(path) + _suffix(head), run_dir=d, checkpoint=path,
+                       step=step)
 
 
 def from_recipe(recipe_path: str | Path, overrides: tuple[str, ...] = (), registry: Any = None

@@ -57,3 +57,34 @@ def test_ijepa_with_sigreg_logs_both_terms():
     assert h["loss"] == pytest.approx(h["loss/smooth_l1"] + 0.05 * h["loss/sigreg"], rel=1e-5)
     assert "momentum" not in h  # no teacher: nothing to report
     assert trainer.model.target_encoder is trainer.model.encoder
+
+
+def test_lejepa_run_is_probed_on_the_backbone_or_the_projector_and_exports(tmp_path):
+    import torch
+
+    from jepakit import checkpoint
+    from jepakit.errors import JepakitError
+    from jepakit.eval import features as F
+    from jepakit.interop.export import encoder_from_state
+
+    run = tmp_path / "run"
+    overrides = [o for o in SMALL if not o.startswith(("train.steps", "checkpoint"))]
+    jepakit.build(TINY, [*overrides, "train.steps=2"], run_dir=run).fit()
+    images = torch.randn(3, 3, 32, 32)
+    backbone = F.from_run(run)
+    projected = F.from_run(run, head="projector")
+    assert F.encode(backbone.encoder, images).shape == (3, 64)  # the ViT's width
+    assert F.encode(projected.encoder, images).shape == (3, 32)  # the projector's out_dim
+    assert backbone.fingerprint != projected.fingerprint  # separate feature caches
+    state = checkpoint.load(checkpoint.list_checkpoints(run / "checkpoints")[-1][1])
+    assert "target_encoder" not in state and "projector" in state  # no teacher copy saved
+    encoder, _ = encoder_from_state(state)  # export reads the backbone
+    torch.testing.assert_close(encoder(images), backbone.encoder(images))
+    ijepa = tmp_path / "ijepa"
+    jepakit.build(ROOT / "recipes" / "ijepa_tiny.yaml", [
+        "encoder.params.depth=1", "predictor.params.depth=1", "train.steps=1",
+        "train.batch_size=4", "data.params.num_samples=8", "logging.progress=false",
+        "logging.aim=false", "logging.loss_curve=false", "logging.monitor_every_steps=0",
+    ], run_dir=ijepa).fit()
+    with pytest.raises(JepakitError, match="has no projector"):
+        F.from_run(ijepa, head="projector")
