@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from jepakit.eval.protocols import prepare
 
     trainer = build(args.recipe, [*args.overrides, "train.steps=100000", "logging.progress=false",
-                                  "logging.aim=false"], write_files=False)
+                                  "monitors.aim=false"], write_files=False)
     batches = trainer.batches
     steps, train_s, loss = 0, 0.0, None
     while (steps < args.steps) if args.steps else (train_s < args.budget_s):

@@ -3,7 +3,7 @@
 from jepakit.contracts import Masks
 from jepakit.errors import ConfigError, JepakitError, RegistryError
 from jepakit.hookspecs import hookimpl
-from jepakit.registry import Component, Registry, create, default_registry
+from jepakit.registry import Component, Registry, Section, create, default_registry
 
 __version__ = "0.1.0"
 
@@ -22,6 +22,7 @@ __all__ = [
     "Masks",
     "Registry",
     "RegistryError",
+    "Section",
     "build",
     "create",
     "default_registry",

@@ -43,6 +43,21 @@ for _kind in KINDS:
 
 
 @hookspec
+def jepakit_recipe_sections() -> Iterable[Any]:
+    """Own a top-level recipe section: return ``jepakit.Section(name, config)`` specs. The
+    section's YAML is checked against the attrs ``config`` class like component params
+    (overrides ``name.key=value`` included) and reaches the plugin as
+    ``trainer.recipe.section(name)``, defaults filled in when the recipe has none.
+
+    Example::
+
+        @jepakit.hookimpl
+        def jepakit_recipe_sections():
+            return [jepakit.Section("my_monitor", MyMonitorConfig)]
+    """
+
+
+@hookspec
 def jepakit_on_train_start(trainer: Any) -> None:
     """Called once before the first step, with the trainer (models, recipe, run_dir).
 

@@ -103,27 +103,12 @@ class CheckpointConfig:
 
 @attrs.define
 class LoggingConfig:
-    """What a run records besides metrics.jsonl (the monitors plugin reads the rest;
-    docs/monitoring.md)."""
+    """What the engine records: metrics.jsonl every ``every_steps`` and a progress bar.
+    Monitors, aim and loss.png are the monitors plugin's (its ``monitors:`` section,
+    docs/monitoring.md): plugins own their recipe sections."""
 
     every_steps: int = attrs.field(default=10, validator=v.gt(0))
     progress: bool = True
-    aim: bool = True
-    """Also write an aim run: recipe, metrics, system info, mask pictures (`jepakit ui`)."""
-    aim_repo: str | None = None
-    """Folder of the aim repository (default: the run directory's parent, e.g. runs/)."""
-    monitor_every_steps: int = attrs.field(default=100, validator=v.ge(0))
-    """Collapse monitors (RankMe, feature spread, prediction-target cosine); 0: off."""
-    mask_images_every_steps: int = attrs.field(default=500, validator=v.ge(0))
-    """A picture of sampled masks in the aim run; 0: off."""
-    knn_every_steps: int = attrs.field(default=0, validator=v.ge(0))
-    """In-training k-NN accuracy of the target encoder on ``knn_data``; 0: off."""
-    knn_data: str | None = None
-    """Labelled data for the k-NN monitor (as `jepakit eval --data`)."""
-    knn_train_samples: int = attrs.field(default=2000, validator=v.gt(0))
-    knn_test_samples: int = attrs.field(default=1000, validator=v.gt(0))
-    loss_curve: bool = True
-    """Write loss.png (loss and monitors against step) at the end of the run."""
 
 
 def _with_component_sections(cls: type) -> type:
@@ -149,6 +134,15 @@ class Recipe:
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
     name: str = "run"
     views: list[ViewGroup] | None = None
+    sections: dict[str, Any] = attrs.field(factory=dict)
+    """Plugin-owned top-level sections (``jepakit_recipe_sections``), checked configs by name."""
+
+    def section(self, name: str) -> Any:
+        """A plugin-owned section's config (its defaults when the recipe has none)."""
+        if name not in self.sections:
+            raise ConfigError(f"no recipe section '{name}' is registered (is its plugin "
+                              "installed?)")
+        return self.sections[name]
 
     def __attrs_post_init__(self) -> None:
         check(self.optim.warmup_epochs is None or self.train.samples_per_epoch is not None,
@@ -212,8 +206,10 @@ def _unwrap_section(tp: Any) -> Any:
     return found[0] if found and not attrs.has(tp) else tp
 
 
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Apply one ``a.b.c=value`` override to raw recipe data in place."""
+def apply_override(data: dict[str, Any], override: str,
+                   sections: dict[str, type] | None = None) -> None:
+    """Apply one ``a.b.c=value`` override to raw recipe data in place; ``sections`` are the
+    plugin-owned top-level sections and their config classes."""
     key, sep, raw = override.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
@@ -226,6 +222,12 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     node: Any = data
     cls: Any = Recipe
     for i, part in enumerate(parts[:-1]):
+        if i == 0 and sections and part in sections:
+            cls = sections[part]
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{override}': '{part}' is not a section")
+            continue
         if cls is not None and attrs.has(cls):
             hints = field_types(cls)
             if part not in hints:
@@ -282,12 +284,20 @@ def load_recipe(
         data = copy.deepcopy(source)
     else:
         data = read_yaml(source)
+    from jepakit.registry import default_registry
+
+    registry = registry or default_registry()
+    owned = {name: section.config for name, section in registry.sections().items()}
+    data.update(data.pop("sections", None) or {})  # a recipe as unstructure() wrote it
     names, others = _split_name_overrides(overrides)
     for override in names:
         _switch_component(data, override)
     for override in others:
-        apply_override(data, override)
+        apply_override(data, override, owned)
+    raw = {name: data.pop(name) for name in list(data) if name in owned}
     recipe = structure(Recipe, data)
+    recipe.sections = {name: structure(cls, raw.get(name) or {}, name)
+                       for name, cls in owned.items()}
     return resolve_components(recipe, registry)
 
 
@@ -338,6 +348,7 @@ def method_components(registry: Any, method: str) -> dict[str, bool]:
 
 def dump_recipe(recipe: Recipe) -> str:
     data = unstructure(recipe)
+    data.update(data.pop("sections", None) or {})  # plugin sections at the top level
     for kind in KINDS:  # leave out absent sections and the default weight of single ones
         if data.get(kind.section) is None:
             data.pop(kind.section, None)

@@ -38,6 +38,16 @@ class Component:
     """Filled in by the registry: the plugin (and package) that registered it."""
 
 
+@attrs.define(frozen=True)
+class Section:
+    """A top-level recipe section a plugin owns (``jepakit_recipe_sections``): its
+    ``name`` and the attrs ``config`` class its YAML is checked against."""
+
+    name: str
+    config: type
+    provider: str = ""
+
+
 class Registry:
     """Every component of every kind, from every registered plugin."""
 
@@ -148,6 +158,26 @@ class Registry:
                         )
                     table[kind][spec.name] = attrs.evolve(spec, provider=provider)
         return table
+
+    def sections(self) -> dict[str, Section]:
+        """Name -> plugin-owned recipe section."""
+        from jepakit.recipe import Recipe
+
+        found: dict[str, Section] = {}
+        reserved = {f.name for f in attrs.fields(Recipe)}
+        for impl in self.plugin_manager.hook.jepakit_recipe_sections.get_hookimpls():
+            provider = f"{impl.plugin_name} ({self._providers.get(impl.plugin_name, '?')})"
+            returned: Any = impl.function()
+            for section in returned or ():
+                if not isinstance(section, Section) or not attrs.has(section.config):
+                    raise RegistryError(f"plugin {provider}: jepakit_recipe_sections must "
+                                        "return jepakit.Section(name, attrs config class)s")
+                if section.name in reserved or section.name in found:
+                    other = found[section.name].provider if section.name in found else "jepakit"
+                    raise RegistryError(f"plugin {provider} claims the recipe section "
+                                        f"'{section.name}', which {other} owns")
+                found[section.name] = attrs.evolve(section, provider=provider)
+        return found
 
     def components(self, kind: str) -> dict[str, Component]:
         """Name -> Component for one kind."""

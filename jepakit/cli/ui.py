@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
     ui = sub.add_parser("ui", help="serve the aim UI for the runs in a folder (aim up)")
     ui.add_argument("--repo", default="runs",
                     help="folder holding the aim repository (.aim); default runs/, where "
-                         "`jepakit run` puts it (logging.aim_repo)")
+                         "`jepakit run` puts it (monitors.aim_repo)")
     ui.add_argument("--run", help="a run directory: use the aim repository it wrote to")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=43800)
@@ -42,7 +42,7 @@ def aim_repo(repo: str, run: str | None = None) -> Path:
 
         record = Path(run) / "aim.json"
         if not record.is_file():
-            raise JepakitError(f"{run} has no aim.json: it was trained with logging.aim=false "
+            raise JepakitError(f"{run} has no aim.json: it was trained with monitors.aim=false "
                                "or before aim tracking existed")
         try:
             repo = str(json.loads(record.read_text())["repo"])
@@ -51,7 +51,7 @@ def aim_repo(repo: str, run: str | None = None) -> Path:
     path = Path(repo)
     if not (path / ".aim").is_dir():
         raise JepakitError(f"no aim repository in {path} (no {path / '.aim'}): train a run with "
-                           "logging.aim=true first, or pass --repo")
+                           "monitors.aim=true first, or pass --repo")
     return path
 
 

@@ -1,8 +1,8 @@
 """Watching a run: collapse monitors, an in-training k-NN monitor, an aim run and loss.png.
 
 A shipped plugin that uses only the lifecycle hooks, so the engine knows nothing
-of it (and a third party could replace it). Configured by the ``logging`` section
-of the recipe (docs/monitoring.md):
+of it (and a third party could replace it). Configured by its own recipe section,
+``monitors:`` (:class:`MonitorsConfig`, docs/monitoring.md):
 
 * ``monitor_every_steps``: RankMe, feature spread and prediction-target cosine on a
   few images of the step's batch, added to the step's metrics; a warning in the
@@ -33,6 +33,38 @@ from .collapse import collapse_metrics, collapse_signs
 IMAGES_IN_MASK_PICTURE = 4
 
 
+@attrs.define
+class MonitorsConfig:
+    """The ``monitors:`` recipe section (this plugin's own; docs/monitoring.md)."""
+
+    aim: bool = True
+    """Also write an aim run: recipe, metrics, system info, mask pictures (`jepakit ui`)."""
+    aim_repo: str | None = None
+    """Folder of the aim repository (default: the run directory's parent, e.g. runs/)."""
+    every_steps: int = attrs.field(default=100, validator=attrs.validators.ge(0))
+    """Collapse monitors (RankMe, feature spread, prediction-target cosine); 0: off."""
+    mask_images_every_steps: int = attrs.field(default=500, validator=attrs.validators.ge(0))
+    """A picture of sampled masks in the aim run; 0: off."""
+    knn_every_steps: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    """In-training k-NN accuracy of the evaluation encoder on ``knn_data``; 0: off."""
+    knn_data: str | None = None
+    """Labelled data for the k-NN monitor (as `jepakit eval --data`)."""
+    knn_train_samples: int = attrs.field(default=2000, validator=attrs.validators.gt(0))
+    knn_test_samples: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
+    loss_curve: bool = True
+    """Write loss.png (loss and monitors against step) at the end of the run."""
+
+
+@jepakit.hookimpl
+def jepakit_recipe_sections() -> list[jepakit.Section]:
+    return [jepakit.Section("monitors", MonitorsConfig)]
+
+
+def settings(trainer: Any) -> MonitorsConfig:
+    config: MonitorsConfig = trainer.recipe.section("monitors")
+    return config
+
+
 def due(step: int, every: int, log_every: int) -> bool:
     """Whether a multiple of ``every`` lies in (previous logged step, ``step``]: the
     step-end hook only runs at logged steps, and the answer must not depend on where a
@@ -57,7 +89,7 @@ _watches: weakref.WeakKeyDictionary[Any, Watch] = weakref.WeakKeyDictionary()
 
 
 def _aim_repo(trainer: Any) -> Path:
-    cfg = trainer.recipe.logging
+    cfg = settings(trainer)
     return Path(cfg.aim_repo) if cfg.aim_repo else Path(trainer.run_dir).parent
 
 
@@ -84,7 +116,7 @@ def _norm_stats(trainer: Any) -> tuple[Any, Any]:
 def jepakit_on_train_start(trainer: Any) -> None:
     if not trainer.env.is_main:
         return
-    cfg = trainer.recipe.logging
+    cfg = settings(trainer)
     watch = _watches[trainer] = Watch()
     if cfg.knn_every_steps:
         from jepakit.errors import ConfigError
@@ -92,7 +124,7 @@ def jepakit_on_train_start(trainer: Any) -> None:
         from .knn_monitor import KnnMonitor
 
         if not cfg.knn_data:
-            raise ConfigError("logging.knn_every_steps needs logging.knn_data: labelled images "
+            raise ConfigError("monitors.knn_every_steps needs monitors.knn_data: labelled images "
                               "(shards with cls, a folder of class folders, or Fashion-MNIST)")
         encoder = trainer.model.encoder
         mean, std = _norm_stats(trainer)
@@ -154,10 +186,10 @@ def jepakit_on_step_end(trainer: Any, step: int, metrics: dict[str, Any]) -> Non
     watch = _watches.get(trainer)
     if watch is None:
         return
-    cfg = trainer.recipe.logging
-    if due(step, cfg.monitor_every_steps, cfg.every_steps):
+    cfg, log_every = settings(trainer), trainer.recipe.logging.every_steps
+    if due(step, cfg.every_steps, log_every):
         _monitors(trainer, step, metrics, watch)
-    if watch.knn is not None and due(step, cfg.knn_every_steps, cfg.every_steps):
+    if watch.knn is not None and due(step, cfg.knn_every_steps, log_every):
         start = time.perf_counter()
         metrics["knn_top1"] = watch.knn(trainer.model.eval_encoder(), trainer.device,
                                         trainer.dtype)
@@ -167,7 +199,7 @@ def jepakit_on_step_end(trainer: Any, step: int, metrics: dict[str, Any]) -> Non
         watch.aim.track(metrics, step, {"subset": "train"})
         batch = trainer.last_batch
         if batch is not None and batch.masks is not None and \
-                (step == cfg.every_steps or due(step, cfg.mask_images_every_steps, cfg.every_steps)):
+                (step == log_every or due(step, cfg.mask_images_every_steps, log_every)):
             _mask_picture(trainer, step, batch, watch)
 
 
@@ -199,7 +231,7 @@ def jepakit_on_train_end(trainer: Any, summary: dict[str, Any]) -> None:
         watch.aim.set("summary", {k: v for k, v in summary.items()
                                   if isinstance(v, (int, float, str, bool)) or v is None})
         watch.aim.close()
-    if trainer.run_dir is not None and trainer.recipe.logging.loss_curve:
+    if trainer.run_dir is not None and settings(trainer).loss_curve:
         from .curves import write_loss_png
 
         try:

@@ -134,7 +134,7 @@ class AimTracker:
 
     def _fail(self, what: str, exc: BaseException) -> None:
         log.warning("%s: %s: %s; aim tracking is off for this run (metrics.jsonl is "
-                    "unaffected; set logging.aim=false to silence this)", what,
+                    "unaffected; set monitors.aim=false to silence this)", what,
                     type(exc).__name__, exc)
         run, self.run = self.run, None
         if run is not None:

@@ -5,7 +5,7 @@ collapse) or by using only a few directions (dimensional collapse); the EMA
 target and the predictor make this rare in I-JEPA but not impossible with a bad
 learning rate, momentum or mask setting. Read from the method's own outputs of the
 logged step (``StepOutputs``: nothing is run again), on a few images of the batch,
-every ``logging.monitor_every_steps`` steps; a method that has no predictions or
+every ``monitors.every_steps`` steps; a method that has no predictions or
 target features (LeJEPA) gets the monitors its outputs allow:
 
 * ``rankme``: effective rank of the target encoder's patch features, or of the

@@ -1,7 +1,7 @@
 """In-training k-NN accuracy: the cheap answer to "is it learning?" while it trains.
 
-Every ``logging.knn_every_steps`` steps the target encoder embeds a fixed labelled
-subset of ``logging.knn_data`` (``knn_train_samples`` reference images and
+Every ``monitors.knn_every_steps`` steps the target encoder embeds a fixed labelled
+subset of ``monitors.knn_data`` (``knn_train_samples`` reference images and
 ``knn_test_samples`` queries, read once at the start with the deterministic eval
 transform) and classifies the queries by weighted 20-NN (DINO's monitor, Caron et
 al., 2021). The value is logged as ``knn_top1``. Cost: one forward pass over
@@ -33,10 +33,10 @@ def _stack(dataset: EvalImages, batch: int = 256) -> tuple[torch.Tensor, torch.T
             xs.append(images)
             ys.append(labels)
     if not xs:
-        raise JepakitError(f"logging.knn_data: no readable images in {dataset.source.describe()}")
+        raise JepakitError(f"monitors.knn_data: no readable images in {dataset.source.describe()}")
     y = torch.cat(ys)
     if bool((y < 0).any()):
-        raise ConfigError(f"logging.knn_data: {dataset.source.describe()} has unlabelled "
+        raise ConfigError(f"monitors.knn_data: {dataset.source.describe()} has unlabelled "
                           "samples; the k-NN monitor needs labels")
     return torch.cat(xs).to(torch.float16), y
 

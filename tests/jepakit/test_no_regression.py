@@ -27,7 +27,7 @@ SMALL = [
     "train.batch_size=8", f"train.steps={STEPS}", "train.seed=3", "train.device=cpu",
     "train.num_workers=0", "optim.warmup_steps=2", "logging.every_steps=1",
     "logging.progress=false", "checkpoint.enabled=false", "data.params.num_samples=200",
-    "logging.aim=false", "logging.monitor_every_steps=0", "logging.loss_curve=false",
+    "monitors.aim=false", "monitors.every_steps=0", "monitors.loss_curve=false",
 ]
 RECIPES = {
     "ijepa": "recipes/ijepa_tiny.yaml",

@@ -16,8 +16,8 @@ SMALL = [
     "projector.params.hidden_dim=128", "projector.params.out_dim=32",
     "loss.params.num_directions=64", "train.batch_size=32", "train.steps=30",
     "train.device=cpu", "optim.warmup_steps=3", "logging.every_steps=5",
-    "logging.monitor_every_steps=5", "logging.progress=false", "logging.aim=false",
-    "logging.loss_curve=false", "checkpoint.enabled=false", "data.params.num_samples=960",
+    "monitors.every_steps=5", "logging.progress=false", "monitors.aim=false",
+    "monitors.loss_curve=false", "checkpoint.enabled=false", "data.params.num_samples=960",
 ]
 
 
@@ -49,7 +49,7 @@ def test_ijepa_with_sigreg_logs_both_terms():
     trainer = jepakit.build(recipe, [
         "encoder.params.embed_dim=64", "encoder.params.depth=2", "predictor.params.depth=1",
         "train.batch_size=8", "train.steps=2", "logging.every_steps=1", "logging.progress=false",
-        "logging.aim=false", "logging.loss_curve=false", "logging.monitor_every_steps=0",
+        "monitors.aim=false", "monitors.loss_curve=false", "monitors.every_steps=0",
         "checkpoint.enabled=false", "data.params.num_samples=64", "loss.1.params.num_directions=8",
     ], write_files=False)
     trainer.fit()
@@ -84,7 +84,7 @@ def test_lejepa_run_is_probed_on_the_backbone_or_the_projector_and_exports(tmp_p
     jepakit.build(ROOT / "recipes" / "ijepa_tiny.yaml", [
         "encoder.params.depth=1", "predictor.params.depth=1", "train.steps=1",
         "train.batch_size=4", "data.params.num_samples=8", "logging.progress=false",
-        "logging.aim=false", "logging.loss_curve=false", "logging.monitor_every_steps=0",
+        "monitors.aim=false", "monitors.loss_curve=false", "monitors.every_steps=0",
     ], run_dir=ijepa).fit()
     with pytest.raises(JepakitError, match="has no projector"):
         F.from_run(ijepa, head="projector")

@@ -15,15 +15,15 @@ from jepakit.errors import ConfigError
 from jepakit.registry import Registry
 
 TRAIN = [*TINY_MODEL, "train.steps=6", "train.batch_size=8", "data.params.num_samples=64",
-         "logging.every_steps=2", "logging.progress=false", "logging.monitor_every_steps=2",
-         "logging.mask_images_every_steps=4", "checkpoint.enabled=false"]
+         "logging.every_steps=2", "logging.progress=false", "monitors.every_steps=2",
+         "monitors.mask_images_every_steps=4", "checkpoint.enabled=false"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("monitors")
     run_dir = root / "run"
-    trainer = jepakit.build(TINY, [*TRAIN, f"logging.aim_repo={root / 'aimrepo'}"],
+    trainer = jepakit.build(TINY, [*TRAIN, f"monitors.aim_repo={root / 'aimrepo'}"],
                             run_dir=run_dir, registry=Registry())
     summary = trainer.fit()
     assert "WARNING" not in (run_dir / "run.log").read_text()
@@ -71,8 +71,8 @@ def test_aim_off_and_knn_monitor(tmp_path, caplog):
     class_folder(tmp_path / "knn" / "test", 3, seed=1)
     run_dir = tmp_path / "run"
     with caplog.at_level(logging.INFO, logger="jepakit"):
-        jepakit.build(TINY, [*TRAIN, "logging.aim=false", "logging.knn_every_steps=3",
-                             f"logging.knn_data={tmp_path / 'knn'}", "logging.loss_curve=false"],
+        jepakit.build(TINY, [*TRAIN, "monitors.aim=false", "monitors.knn_every_steps=3",
+                             f"monitors.knn_data={tmp_path / 'knn'}", "monitors.loss_curve=false"],
                       run_dir=run_dir, registry=Registry()).fit()
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [("knn_top1" in r) for r in records] == [False, True, True]  # steps 4 and 6 cross 3, 6
@@ -81,7 +81,7 @@ def test_aim_off_and_knn_monitor(tmp_path, caplog):
 
 
 def test_knn_monitor_without_data_is_a_config_error(tmp_path):
-    trainer = jepakit.build(TINY, [*TRAIN, "logging.aim=false", "logging.knn_every_steps=2"],
+    trainer = jepakit.build(TINY, [*TRAIN, "monitors.aim=false", "monitors.knn_every_steps=2"],
                             run_dir=tmp_path, registry=Registry())
     with pytest.raises(ConfigError, match="knn_data"):
         trainer.fit()
