@@ -100,7 +100,8 @@ def plain_target(model: Any, weights: dict[str, Any] | None = None) -> nn.Module
 def _recipe_of(state: dict[str, Any], where: Path, registry: Any) -> Any:
     from jepakit.recipe import load_recipe
 
-    if "recipe" not in state or "target_encoder" not in state:
+    if not isinstance(state, dict) or not isinstance(state.get("recipe"), dict) \
+            or "target_encoder" not in state:
         raise JepakitError(f"{where} is not a jepakit training checkpoint (no recipe or "
                            "target_encoder)")
     return load_recipe(state["recipe"], (), registry)
