@@ -119,6 +119,9 @@ class LoggingConfig:
     knn_test_samples: int = attrs.field(default=1000, validator=v.gt(0))
     loss_curve: bool = True
     """Write loss.png (loss and monitors against step) at the end of the run."""
+    probe_samples: int = attrs.field(default=0, validator=v.ge(0))
+    """Held-out labelled images for a linear probe of the target encoder (and of its
+    random initialisation) at the end of the run; 0: off (monitors plugin)."""
 
 
 @attrs.define
@@ -189,6 +192,8 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, dict) and value and all(v is None for v in value.values()):
+        value = raw.strip()  # `{a.tar,b.tar}`: a brace list (webdataset's syntax), not a mapping
     parts = key.split(".")
     node: Any = data
     cls: Any = Recipe
