@@ -157,6 +157,13 @@ COMPONENT_SECTIONS: dict[str, str] = {
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A recipe file's raw data, merged over its ``base:`` recipes (:mod:`jepakit.recipe_base`)."""
+    from jepakit.recipe_base import with_bases
+
+    return with_bases(Path(path), _read_one)
+
+
+def _read_one(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"recipe file not found: {p}")
