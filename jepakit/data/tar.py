@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -38,7 +39,10 @@ class TarCorrupt(Exception):
 def _read_exact(stream: IO[bytes], n: int) -> bytes:
     chunks, got = [], 0
     while got < n:
-        chunk = stream.read(min(n - got, CHUNK))
+        try:
+            chunk = stream.read(min(n - got, CHUNK))
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a damaged .tar.gz
+            raise TarCorrupt(f"damaged gzip data ({exc})") from None
         if not chunk:
             break
         chunks.append(chunk)
