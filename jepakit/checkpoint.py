@@ -56,13 +56,17 @@ def load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise JepakitError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torn file, foreign pickle, ...
         reason = " ".join(str(exc).split("\n\n")[0].split())  # torch's messages span paragraphs
         if "Weights only load failed" in str(exc):
             reason = ("it holds pickled objects other than tensors and plain data, which "
                       "weights_only loading refuses (a checkpoint must not run code)")
         raise JepakitError(f"checkpoint {path} is unreadable: {reason[:300]}") from None
+    if not isinstance(state, dict):
+        raise JepakitError(f"checkpoint {path} holds a {type(state).__name__}, not the "
+                           "dictionary a checkpoint is")
+    return state
 
 
 def latest_valid(directory: Path, log: Any = None) -> tuple[Path, dict[str, Any]] | None:

@@ -175,6 +175,13 @@ class Recipe:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A recipe file's raw data, merged over its ``base:`` recipes (:mod:`jepakit.recipe_base`)."""
+    from jepakit.recipe_base import with_bases
+
+    return with_bases(Path(path), _read_one)
+
+
+def _read_one(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"recipe file not found: {p}")
@@ -218,6 +225,8 @@ def apply_override(data: dict[str, Any], override: str,
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, dict) and value and all(v is None for v in value.values()):
+        value = raw.strip()  # `{a.tar,b.tar}`: a brace list (webdataset's syntax), not a mapping
     parts = key.split(".")
     node: Any = data
     cls: Any = Recipe

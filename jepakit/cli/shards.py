@@ -1,4 +1,4 @@
-"""``jepakit shards make SRC OUT [--shard-size N] [--format ...] [--overwrite]``."""
+"""``jepakit shards make SRC OUT [--shard-size N] [--format ...] [--workers N] [--overwrite]``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ def register(sub: Any) -> None:
     make.add_argument("--seed", type=int, default=0, help="seed of the pre-write shuffle (0)")
     make.add_argument("--overwrite", action="store_true",
                       help="replace the shards and index already in OUT")
+    make.add_argument("--workers", type=int, default=None,
+                      help="processes that read, check and encode images (default: the cores); "
+                           "the output is identical for any number")
     make.add_argument("--no-progress", action="store_true", help="no progress bar")
     make.set_defaults(func=make_command)
 
@@ -42,7 +45,7 @@ def make_command(args: argparse.Namespace) -> int:
 
     index = make_shards(args.src, args.out, shard_size=args.shard_size, fmt=args.format,
                         split=args.split, overwrite=args.overwrite, prefix=args.prefix,
-                        seed=args.seed, progress=not args.no_progress)
+                        seed=args.seed, progress=not args.no_progress, workers=args.workers)
     for item in index.skipped[:SHOW_SKIPPED]:
         print(f"skipped {item['path']}: {item['reason']}", file=sys.stderr)
     if len(index.skipped) > SHOW_SKIPPED:

@@ -46,8 +46,8 @@ def aim_repo(repo: str, run: str | None = None) -> Path:
                                "or before aim tracking existed")
         try:
             repo = str(json.loads(record.read_text())["repo"])
-        except (ValueError, KeyError) as exc:
-            raise JepakitError(f"{record} is unreadable: {exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:  # aim.json is data: any shape
+            raise JepakitError(f"{record} is unreadable: {type(exc).__name__}: {exc}") from None
     path = Path(repo)
     if not (path / ".aim").is_dir():
         raise JepakitError(f"no aim repository in {path} (no {path / '.aim'}): train a run with "
@@ -60,7 +60,8 @@ def aim_command(repo: Path, host: str, port: int) -> list[str]:
     aim = str(exe) if exe.is_file() else shutil.which("aim")
     if aim is None:
         raise JepakitError("the aim command is not installed (pip install aim)")
-    return [aim, "up", "--host", host, "--port", str(port), "--repo", str(repo)]
+    # absolute: a recorded repo named "-x" must stay a path, not become an option of aim
+    return [aim, "up", "--host", host, "--port", str(port), "--repo", str(repo.absolute())]
 
 
 def serve(argv: Sequence[str], grace_s: float = GRACE_S) -> int:

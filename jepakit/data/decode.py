@@ -17,20 +17,37 @@ from PIL import Image
 from jepakit.data.stream import RawSample, SampleError
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "ppm", "pgm")
+PIL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "PPM")
+"""The decoders PIL may use: plain raster formats (JPEG covers MPO). PIL would otherwise also identify,
+for example, EPS, whose loader runs Ghostscript on the file's PostScript."""
+MAX_PIXELS = 1 << 26
+"""67 megapixels (8192 x 8192): a larger image is refused before its pixels are
+allocated (a 100k x 100k "decompression bomb" PNG is a few kilobytes)."""
+
+
+class ImageTooLarge(ValueError):
+    """The image declares more pixels than :data:`MAX_PIXELS`."""
 
 
 def describe(exc: Exception) -> str:
     """A short reason for a decode failure (PIL's messages can name in-memory objects)."""
     if isinstance(exc, Image.UnidentifiedImageError):
         return "not a recognised image format"
+    if isinstance(exc, ImageTooLarge):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
 def decode_image(data: bytes, mode: str = "RGB") -> Image.Image:
-    """Fully decode ``data`` (truncated files fail here, not later) and convert to ``mode``."""
+    """Fully decode ``data`` (truncated files fail here, not later) and convert to ``mode``.
+    Only :data:`PIL_FORMATS`, at most :data:`MAX_PIXELS` pixels (checked on the header)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # EXIF and palette-transparency chatter
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageTooLarge(f"image declares {width} x {height} pixels, more than the "
+                                f"{MAX_PIXELS // 1_000_000} megapixels jepakit decodes")
         image.load()
         return image if image.mode == mode else image.convert(mode)
 

@@ -12,13 +12,15 @@ whole; the index is written last.
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
+import numpy as np
 import webdataset as wds
 from PIL import Image
 from tqdm import tqdm
@@ -48,10 +50,14 @@ class Sample:
 
 @attrs.define
 class Source:
-    """What to write: a lazy stream of samples plus what the index needs."""
+    """What to write: picklable jobs in output order, and the function that turns one
+    into a sample (run in worker processes, so the order, and the bytes, never depend
+    on how many there are)."""
 
-    samples: Iterator[Sample | tuple[str, str]]
-    """A :class:`Sample`, or ``(path, reason)`` for an input that was skipped."""
+    jobs: list[Any]
+    prepare: Callable[[Any], Sample | tuple[str, str]]
+    """A module-level function: a job -> a :class:`Sample`, or ``(path, reason)`` for an
+    input that was skipped."""
     total: int
     classes: list[str]
     description: str
@@ -68,47 +74,55 @@ def verify_image(data: bytes) -> str | None:
     return None
 
 
+def _folder_item(job: tuple[str, int, str, int | None]) -> Sample | tuple[str, str]:
+    """Read and check one file (or pass on why it was left out)."""
+    kind, i, path, label = job
+    if kind == "ignored":
+        return path, "image outside the class subfolders"
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return path, f"unreadable: {exc}"
+    problem = verify_image(data)
+    if problem:
+        return path, problem
+    ext = Path(path).suffix.lower().lstrip(".")
+    return Sample(f"{i:08d}", _EXT.get(ext, ext), data, label)
+
+
 def folder_source(src: Path, layout: Literal["auto", "imagefolder", "files"], seed: int) -> Source:
     scan = scan_folder(src, layout)
     order = list(range(len(scan.files)))
     random.Random(seed).shuffle(order)
-
-    def samples() -> Iterator[Sample | tuple[str, str]]:
-        for path in scan.ignored:
-            yield str(path), "image outside the class subfolders"
-        for i, j in enumerate(order):
-            path = scan.files[j]
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                yield str(path), f"unreadable: {exc}"
-                continue
-            problem = verify_image(data)
-            if problem:
-                yield str(path), problem
-                continue
-            ext = path.suffix.lower().lstrip(".")
-            yield Sample(f"{i:08d}", _EXT.get(ext, ext), data,
-                         None if scan.labels is None else scan.labels[j])
-
+    jobs: list[Any] = [("ignored", -1, str(path), None) for path in scan.ignored]
+    jobs += [("file", i, str(scan.files[j]), None if scan.labels is None else scan.labels[j])
+             for i, j in enumerate(order)]
     kind = f"{len(scan.classes)} class folders" if scan.classes else "a flat folder"
-    return Source(samples(), len(scan.files) + len(scan.ignored), scan.classes,
-                  f"{src} ({kind})")
+    return Source(jobs, _folder_item, len(jobs), scan.classes, f"{src} ({kind})")
+
+
+def _fmnist_item(job: tuple[int, np.ndarray, int]) -> Sample:
+    i, pixels, label = job
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return Sample(f"{i:08d}", "png", buffer.getvalue(), label)
 
 
 def fashion_mnist_source(src: Path, split: str, seed: int) -> Source:
     images, labels = fashion_mnist(src, split)
-    total = len(labels)
-    order = list(range(total))
+    order = list(range(len(labels)))
     random.Random(seed).shuffle(order)
+    jobs = [(i, images[j], int(labels[j])) for i, j in enumerate(order)]
+    return Source(jobs, _fmnist_item, len(jobs), list(FASHION_MNIST_CLASSES),
+                  f"{src} (Fashion-MNIST {split})")
 
-    def samples() -> Iterator[Sample | tuple[str, str]]:
-        for i, j in enumerate(order):
-            buffer = io.BytesIO()
-            Image.fromarray(images[j]).save(buffer, format="PNG")
-            yield Sample(f"{i:08d}", "png", buffer.getvalue(), int(labels[j]))
 
-    return Source(samples(), total, list(FASHION_MNIST_CLASSES), f"{src} (Fashion-MNIST {split})")
+def default_workers() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def open_source(src: str | Path, fmt: SourceFormat = "auto", split: str = "train",
@@ -180,14 +194,32 @@ class _ShardSink:
         self._writer, self._file, self._count = None, None, 0
 
 
+def prepared(source: Source, workers: int) -> Iterator[Sample | tuple[str, str]]:
+    """``source.prepare`` over the jobs, in order, on ``workers`` processes."""
+    if workers <= 1 or len(source.jobs) < 2:
+        yield from map(source.prepare, source.jobs)
+        return
+    chunk = max(1, min(64, len(source.jobs) // (4 * workers)))
+    with multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                     else "spawn").Pool(workers) as pool:
+        yield from pool.imap(source.prepare, source.jobs, chunksize=chunk)
+
+
 def make_shards(src: str | Path, out: str | Path, *, shard_size: int = 1000,
                 fmt: SourceFormat = "auto", split: str = "train", overwrite: bool = False,
-                prefix: str = "shard", seed: int = 0, progress: bool = True) -> ShardIndex:
-    """Convert ``src`` into ``out/{prefix}-NNNNNN.tar`` shards and ``out/index.json``."""
+                prefix: str = "shard", seed: int = 0, progress: bool = True,
+                workers: int | None = None) -> ShardIndex:
+    """Convert ``src`` into ``out/{prefix}-NNNNNN.tar`` shards and ``out/index.json``.
+
+    ``workers`` processes (default: the cores) read, check and encode the images; the
+    output is the same, byte for byte, for any number of them."""
     if shard_size < 1:
         raise JepakitError(f"--shard-size must be at least 1, got {shard_size}")
     if fmt not in FORMATS:
         raise JepakitError(f"unknown format '{fmt}'; choose from {', '.join(FORMATS)}")
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise JepakitError(f"--workers must be at least 1, got {workers}")
     source = open_source(src, fmt, split, seed)
     out = Path(out)
     prepare_output(out, prefix, overwrite)
@@ -195,7 +227,7 @@ def make_shards(src: str | Path, out: str | Path, *, shard_size: int = 1000,
     skipped: list[dict[str, str]] = []
     bar = tqdm(total=source.total, unit="img", desc="shards", disable=not progress, dynamic_ncols=True)
     try:
-        for item in source.samples:
+        for item in prepared(source, workers):
             if isinstance(item, tuple):
                 skipped.append({"path": item[0], "reason": item[1]})
             else:

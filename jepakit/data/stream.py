@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
@@ -125,11 +127,35 @@ class StreamingDataset(IterableDataset):
         self.bad_check_after = options.bad_check_after
         self._epoch = 0
         self._position = 0
+        self._failures: Counter[str] = Counter()
+        self._failed_units: dict[str, str] = {}
 
     # -- what a subclass provides -------------------------------------------------
     def read_unit(self, unit: str) -> Iterator[RawSample]:
         """Raw samples of one unit; damage is reported with :func:`bad_marker`, not raised."""
         raise NotImplementedError
+
+    def _read(self, unit: str) -> Iterator[RawSample]:
+        """``read_unit``, with the reason of each bad marker recorded for :meth:`_no_data`."""
+        for raw in self.read_unit(unit):
+            if "__bad__" in raw:
+                self._record(unit, str(raw["__bad__"]), int(raw.get("__count__", 1)))
+            yield raw
+
+    def _record(self, unit: str, reason: str, count: int = 1) -> None:
+        """Count ``reason`` with numbers and the unit's name taken out, so one kind of
+        damage in many places is one entry."""
+        kind = re.sub(r"\d+", "N", reason.replace(unit, "<shard>")).split(" (no index")[0]
+        self._failures[kind[:120]] += max(count, 1)
+        self._failed_units.setdefault(unit, reason)
+
+    def _no_data(self, read: int) -> str:
+        """Why nothing could be read: the units and the count of each reason."""
+        units = list(self._failed_units)
+        more = f" and {len(units) - 3} more" if len(units) > 3 else ""
+        counts = "; ".join(f"{n} x {why}" for why, n in self._failures.most_common(5))
+        return (f"no sample could be read from {len(units)} of {read} shard(s) or file(s) "
+                f"this process was given ({', '.join(units[:3])}{more}). Reasons: {counts}")
 
     # -- coverage -------------------------------------------------------------------
     def mode(self, world: int | None = None) -> str:
@@ -168,20 +194,20 @@ class StreamingDataset(IterableDataset):
         if self.options.shard_shuffle:
             self._rng("units", epoch).shuffle(order)  # same order on every rank and worker
         for index in order[rank::world][worker::workers]:
-            yield from self.read_unit(self.units[index])
+            yield from self._read(self.units[index])
 
     def _resampled(self, epoch: int, rank: int, worker: int) -> Iterator[RawSample]:
         rng = self._rng("draw", epoch, rank, worker)
         empty_draws = 0
         while True:
             delivered = False
-            for raw in self.read_unit(self.units[rng.randrange(len(self.units))]):
+            for raw in self._read(self.units[rng.randrange(len(self.units))]):
                 delivered = delivered or "__bad__" not in raw
                 yield raw
             empty_draws = 0 if delivered else empty_draws + 1
             if empty_draws >= max(20, 2 * len(self.units)):
-                raise JepakitError(f"{empty_draws} shards in a row held no readable sample; "
-                                   "the data source looks broken (see the run's log)")
+                raise JepakitError(f"{empty_draws} shards in a row held no readable sample: "
+                                   f"{self._no_data(len(self.units))}")
 
     def raw_stream(self, epoch: int) -> Iterator[RawSample]:
         """This rank's and worker's raw samples for ``epoch``, after the shuffle buffer."""
@@ -204,6 +230,8 @@ class StreamingDataset(IterableDataset):
         epoch, start = self._epoch, self._position
         rank, worker = rank_and_world()[0], worker_and_count()[0]
         good = bad = 0
+        self._failures.clear()
+        self._failed_units.clear()
         for i, raw in enumerate(self.raw_stream(epoch)):
             self._position = i + 1
             if i < start:  # resuming: skip what was consumed before the checkpoint, undecoded
@@ -220,6 +248,7 @@ class StreamingDataset(IterableDataset):
             except SampleError as exc:
                 bad += 1
                 tally.bad(raw.get("__url__", "?"), raw.get("__key__", "?"), str(exc))
+                self._record(str(raw.get("__url__", "?")), str(exc))
                 if not good and bad >= self.bad_check_after:
                     raise JepakitError(f"none of the first {bad} samples could be decoded "
                                        f"(last: {exc}); is this image data?") from None
@@ -228,6 +257,12 @@ class StreamingDataset(IterableDataset):
             tally.good()
             yield sample
         self._epoch, self._position = epoch + 1, 0
+        if not good and bad and start == 0:
+            rank, world = rank_and_world()
+            worker, workers = worker_and_count()
+            mine = (len(self.units[rank::world][worker::workers]) if self.mode(world) == "exact"
+                    else len(self.units))
+            raise JepakitError(self._no_data(mine))
 
     def state_dict(self) -> dict[str, int]:
         """Where this worker is: its epoch and the raw samples consumed in it."""

@@ -6,18 +6,28 @@ without a word. This reader insists on the end-of-archive block and on header
 checksums, so a truncated or damaged shard always raises :class:`TarCorrupt`,
 and the caller can count what was lost. It reads ustar, GNU long names and pax
 paths: what ``webdataset.TarWriter``, GNU tar and Python's tarfile write.
+
+A shard is data from elsewhere, so nothing in it is trusted: member names are only
+sample keys (nothing is ever extracted to disk, so absolute or ``..`` names go
+nowhere), links and devices are skipped, data is read in chunks (a header declaring
+terabytes allocates nothing) and a member over :data:`MAX_MEMBER_BYTES` ends the
+shard as corrupt instead of filling memory.
 """
 
 from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
 BLOCK = 512
 _ZERO = bytes(BLOCK)
 _REGULAR = (b"0", b"\0", b"7")
+CHUNK = 1 << 20
+MAX_MEMBER_BYTES = 512 << 20
+"""One file in a shard (an image, a label) larger than this is taken as damage."""
 _KEY = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
 """WebDataset's rule: the key is the path up to the first dot of the file name."""
 
@@ -29,7 +39,10 @@ class TarCorrupt(Exception):
 def _read_exact(stream: IO[bytes], n: int) -> bytes:
     chunks, got = [], 0
     while got < n:
-        chunk = stream.read(n - got)
+        try:
+            chunk = stream.read(min(n - got, CHUNK))
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a damaged .tar.gz
+            raise TarCorrupt(f"damaged gzip data ({exc})") from None
         if not chunk:
             break
         chunks.append(chunk)
@@ -63,6 +76,8 @@ def _pax_path(data: bytes) -> str | None:
     while pos < len(data):
         space = data.index(b" ", pos)
         length = int(data[pos:space])
+        if length <= space - pos or pos + length > len(data):
+            raise ValueError(f"pax record length {length}")
         key, _, value = data[space + 1: pos + length - 1].partition(b"=")
         if key == b"path":
             path = value.decode("utf-8", "surrogateescape")
@@ -88,6 +103,11 @@ def members(stream: IO[bytes]) -> Iterator[tuple[str, bytes]]:
             size = _number(header[124:136])
         except ValueError:
             raise TarCorrupt(f"unreadable size field at byte {offset} (corrupt shard)") from None
+        if size < 0:
+            raise TarCorrupt(f"negative size field at byte {offset} (corrupt shard)")
+        if size > MAX_MEMBER_BYTES:
+            raise TarCorrupt(f"a member at byte {offset} declares {size} bytes, more than the "
+                             f"{MAX_MEMBER_BYTES >> 20} MiB one file may hold (corrupt shard)")
         name = header[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         if header[257:262] == b"ustar":
             prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")

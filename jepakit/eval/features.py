@@ -128,7 +128,8 @@ def plain_target(model: Any, state: dict[str, Any] | None = None) -> nn.Module:
 def _recipe_of(state: dict[str, Any], where: Path, registry: Any) -> Any:
     from jepakit.recipe import load_recipe
 
-    if "recipe" not in state or "encoder" not in state:
+    if not isinstance(state, dict) or not isinstance(state.get("recipe"), dict) \
+            or "encoder" not in state:
         raise JepakitError(f"{where} is not a jepakit training checkpoint (no recipe or "
                            "encoder weights)")
     return load_recipe(state["recipe"], (), registry)

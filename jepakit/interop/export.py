@@ -167,9 +167,16 @@ def load_safetensors_encoder(path: str | Path, registry: Any = None) -> nn.Modul
     if "jepakit.encoder" not in meta:
         raise JepakitError(f"{path} was not written by jepakit export (no jepakit.encoder "
                            "metadata)")
-    spec = json.loads(meta["jepakit.encoder"])
+    try:  # metadata is data: any shape must end in a one-line error
+        spec = encoder_spec({"recipe": {"encoder": json.loads(meta["jepakit.encoder"])}})
+    except ValueError as exc:
+        raise JepakitError(f"{path}: unreadable jepakit.encoder metadata: {exc}") from None
     encoder = _build(spec, registry or default_registry())
-    encoder.load_state_dict(state, strict=True)
+    try:
+        encoder.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise JepakitError(f"{path}: the weights do not fit its '{spec['name']}' encoder: "
+                           f"{str(exc).strip().splitlines()[0]}") from None
     return encoder.eval()
 
 

@@ -53,6 +53,9 @@ class MonitorsConfig:
     knn_test_samples: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
     loss_curve: bool = True
     """Write loss.png (loss and monitors against step) at the end of the run."""
+    probe_samples: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    """Held-out labelled images for a linear probe of the evaluation encoder (and of its
+    random initialisation) at the end of the run; 0: off."""
 
 
 @jepakit.hookimpl

@@ -75,6 +75,10 @@ class TimmEncoderConfig:
         reserved = {"pretrained", "num_classes"} & set(self.kwargs)
         if reserved:
             raise ValueError(f"kwargs: {sorted(reserved)} are set by the encoder itself")
+        elsewhere = {"checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay"} & set(self.kwargs)
+        if elsewhere:  # a recipe inside a checkpoint is data: it must not name files or URLs
+            raise ValueError(f"kwargs: {sorted(elsewhere)} would load weights from another file "
+                             "or URL; use pretrained: true, or train and export with jepakit")
 
     def create_kwargs(self) -> dict[str, Any]:
         """The keyword arguments for ``timm.create_model`` (``pretrained`` aside)."""

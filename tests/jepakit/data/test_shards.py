@@ -97,3 +97,25 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     assert main(["shards", "make", str(tmp_path / "ok"), str(tmp_path / "full"), "--overwrite",
                  "--no-progress"]) == 0
     assert not (tmp_path / "full" / "shard-000000.tar").stat().st_size == 0
+
+
+def test_workers_give_byte_identical_shards_and_index(tmp_path):
+    src = image_folder(tmp_path / "src", classes=("a", "b", "c"), per_class=6)
+    (src / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    write_image(src / "stray.png", seed=9)  # outside the class folders: skipped
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        assert main(["shards", "make", str(src), str(out), "--shard-size", "5",
+                     "--workers", str(workers), "--no-progress"]) == 0
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outputs[0] == outputs[1]
+    assert sorted(outputs[0]) == ["index.json"] + [f"shard-{i:06d}.tar" for i in range(4)]
+    index = json.loads(outputs[0]["index.json"])
+    assert index["num_samples"] == 18 and len(index["skipped"]) == 2
+
+
+def test_workers_must_be_positive(tmp_path, capsys):
+    src = image_folder(tmp_path / "src", per_class=1)
+    assert main(["shards", "make", str(src), str(tmp_path / "out"), "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err

@@ -99,7 +99,8 @@ def test_corrupt_jpeg_and_truncated_shard_are_skipped_and_counted(tmp_path):
 def test_truncated_shard_without_index_still_counts(tmp_path, shards):
     data = (shards / "shard-000001.tar").read_bytes()
     (tmp_path / "s.tar").write_bytes(data[:1024])  # cut at a member boundary
-    assert list(dataset(tmp_path / "s.tar")) == []  # the one partial sample is not yielded
+    with pytest.raises(JepakitError, match="no sample could be read"):
+        list(dataset(tmp_path / "s.tar"))  # the one partial sample is not yielded
     stats = tally.drain()
     assert stats is not None and stats.bad >= 1
     assert "end-of-archive" in stats.events[0].reason
@@ -242,3 +243,42 @@ def test_worker_errors_reach_the_user_as_one_line(tmp_path):
     with pytest.raises(JepakitError) as info:
         next(infinite(loader))
     assert str(info.value).startswith("none of the first 3 samples could be decoded")
+
+
+def test_no_readable_sample_names_the_shards_and_reasons(tmp_path):
+    (tmp_path / "a.tar").write_bytes(b"not a tar at all" * 64)
+    (tmp_path / "b.tar").write_bytes(bytes(100))  # cut inside the first header
+    config = WebDatasetConfig(urls=[str(tmp_path / "a.tar"), str(tmp_path / "b.tar")],
+                              shuffle_buffer=0)
+    ds = make_webdataset(config, image_size=8)
+    with pytest.raises(JepakitError) as info:
+        list(ds)
+    message = str(info.value)
+    assert "no sample could be read from 2 of 2" in message
+    assert "a.tar" in message and "b.tar" in message
+    assert "1 x TarCorrupt: bad header checksum at byte N" in message
+    assert "1 x TarCorrupt: ends at byte N without an end-of-archive block" in message
+    assert "\n" not in message
+
+
+def test_no_readable_sample_through_the_loader_is_one_line(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.tar").write_bytes(b"\x00garbage" * 100)
+    ds = dataset(str(tmp_path / "{a,b}.tar"))
+    from jepakit.data.loader import Epochs
+
+    with pytest.raises(JepakitError, match="no sample could be read from 2 of 2") as info:
+        next(Epochs(build_loader(ds, batch_size=2, num_workers=1, seed=0)))
+    assert "fewer samples than one batch" not in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_brace_list_override_reads_as_webdataset_does(shards, tiny_recipe):
+    from jepakit.recipe import load_recipe
+
+    urls = f"{{{shards}/shard-000000.tar,{shards}/shard-000003.tar}}"
+    recipe = load_recipe(tiny_recipe, ["data.name=webdataset", f"data.params.urls={urls}"])
+    assert recipe.data.params["urls"] == urls
+    assert len(list(dataset(recipe.data.params["urls"]))) == 4
+    with pytest.raises(ConfigError, match="got {'a': 1}"):  # a real mapping stays one
+        load_recipe(tiny_recipe, ["data.name=webdataset", "data.params.mean={a: 1}"])
