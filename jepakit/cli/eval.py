@@ -35,7 +35,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     f.add_argument("--layers", default="last", choices=["last", "last4"],
                    help="average-pooled last layer, or the last 4 layers concatenated")
     f.add_argument("--batch-size", type=int, default=256)
-    f.add_argument("--num-workers", type=int, default=0, help="image-decoding processes")
+    f.add_argument("--num-workers", type=int, default=None,
+                   help="image-decoding processes (default: one per CPU this process may "
+                        "use, at most 8; 0 decodes in the main process)")
     f.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     f.add_argument("--cache-dir", help="feature cache (default RUN/eval/cache)")
     f.add_argument("--no-cache", action="store_true", help="extract again, cache nothing")
@@ -103,6 +105,8 @@ def eval_command(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise JepakitError("--batch-size must be >= 1")
     device = select_device(args.device)
+    if args.num_workers is None:
+        args.num_workers = default_workers()
     source = _source(args) or _pixels_source(args)
     data = prepare(source, args.data, args.test_data, args.format, args.layers, args.shots,
                    batch_size=args.batch_size, num_workers=args.num_workers,
@@ -122,6 +126,13 @@ def eval_command(args: argparse.Namespace) -> int:
             raise JepakitError(f"cannot write {out}: {exc.strerror or exc}") from None
     print(summary_line(result) + (f" -> {out}" if out else ""))
     return 0
+
+
+def default_workers() -> int:
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 0 if (cpus or 1) < 2 else min(int(cpus or 1), 8)
 
 
 def _json_path(args: argparse.Namespace, source: Any, layers: str) -> Path | None:

@@ -74,7 +74,7 @@ def prepare(source: FeatureSource, data: str | Path, test_data: str | Path | Non
 
 def _common(source: FeatureSource, d: EvalData, shots: int | None) -> dict[str, Any]:
     sample = d.train.x[torch.randperm(len(d.train.x), generator=torch.Generator().manual_seed(0))
-                       [:4096]]
+                       [:4096]].float()
     return {
         "source": source.description,
         "checkpoint": str(source.checkpoint) if source.checkpoint else None,

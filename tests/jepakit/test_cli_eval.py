@@ -46,7 +46,7 @@ def test_eval_linear_on_a_run_prints_accuracy_and_writes_json(run_dir, labelled,
     result = json.loads((run_dir / "eval" / "linear-last4.json").read_text())
     assert 0.0 <= result["accuracy"] <= 1.0 and result["test_samples"] == 10
     assert result["step"] == 4 and result["feature_dim"] == 128
-    assert list((run_dir / "eval" / "cache").glob("*.pt"))  # features cached for next time
+    assert list((run_dir / "eval" / "cache").glob("*/header.json"))  # cached for next time
 
 
 def test_eval_knn_on_a_checkpoint_and_low_shot(run_dir, labelled, tmp_path, capsys):

@@ -65,7 +65,7 @@ def test_extraction_is_cached_and_serves_both_layer_choices(source, pair, tmp_pa
     assert torch.equal(first.x, again.x) and torch.equal(first.y, again.y)
     assert torch.equal(last.x, first.x[:, -32:])
     assert first.y.tolist() == [0] * 12 + [1] * 12 and first.classes == ["square", "stripes"]
-    assert len(list(tmp_path.glob("*.pt"))) == 1
+    assert len(list(tmp_path.glob("*/header.json"))) == 1
 
 
 def test_probe_and_knn_end_to_end_on_a_folder_pair(source, pair):
