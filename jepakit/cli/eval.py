@@ -29,7 +29,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                                        "20%% held out of it)")
     d.add_argument("--format", default="auto",
                    choices=["auto", "shards", "imagefolder", "fashion-mnist"])
-    d.add_argument("--shots", type=int, help="low-shot: K training examples per class")
+    d.add_argument("--shots", type=int, help="low-shot: K training examples per class (seeded)")
+    d.add_argument("--shots-file", metavar="PATH",
+                   help="low-shot: the training images named in PATH, one file name per line "
+                        "(e.g. the 1%% ImageNet split, 1percent.txt); image folders only")
     d.add_argument("--crop-ratio", type=float, default=1.0,
                    help="resize to size/ratio, centre-crop to size (0.875 for ImageNet)")
     f = p.add_argument_group("features")
@@ -134,7 +137,7 @@ def _run_one(args: argparse.Namespace, source: Any, device: Any, cache_dir: Path
                    batch_size=args.batch_size, num_workers=args.num_workers,
                    cache_dir=cache_dir, use_cache=not args.no_cache, crop_ratio=args.crop_ratio,
                    seed=args.seed, progress=progress, device=device, tokens=attentive,
-                   patch=getattr(args, "patch", None))
+                   patch=getattr(args, "patch", None), shots_file=args.shots_file)
     if args.protocol == "linear":
         return run_linear(source, data, args.shots, seed=args.seed, max_iter=args.max_iter)
     if attentive:
@@ -206,4 +209,5 @@ def _json_path(args: argparse.Namespace, source: Any, layers: str) -> Path | Non
     if source.run_dir is None:
         return None
     shots = f"-{args.shots}shot" if args.shots else ""
+    shots = f"-{Path(args.shots_file).stem}" if args.shots_file else shots
     return Path(source.run_dir) / "eval" / f"{args.protocol}-{layers}{shots}.json"

@@ -133,22 +133,26 @@ def read_header(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def load(folder: Path) -> tuple[torch.Tensor, torch.Tensor, list[str], int] | None:
-    """A complete extraction, memory-mapped: ``(x [R, *row_shape] fp16, y, classes, bad)``,
-    or None when there is none."""
+Loaded = tuple[torch.Tensor, torch.Tensor, list[str], int, torch.Tensor]
+
+
+def load(folder: Path) -> Loaded | None:
+    """A complete extraction, memory-mapped: ``(x [R, *row_shape] fp16, y, classes, bad,
+    keys)``, or None when there is none."""
     h = read_header(folder)
     if h is None or not h["complete"]:
         return None
     rows, shape = h["rows"], h["row_shape"]
     x = np.memmap(folder / "x.f16", np.float16, "c", shape=(h["capacity"], math.prod(shape)))
     y = np.fromfile(folder / "y.i64", np.int64, count=rows)
-    return (torch.from_numpy(x[:rows]).view(rows, *shape), torch.from_numpy(y.copy()),
-            h["classes"], len(h["bad_keys"]))
+    k = np.fromfile(folder / "k.i64", np.int64, count=rows)
+    return (torch.from_numpy(x[:rows]).view(rows, *shape), torch.from_numpy(y),
+            h["classes"], len(h["bad_keys"]), torch.from_numpy(k))
 
 
 def extract(folder: Path, dataset: KeyedImages, encode: Callable[[torch.Tensor], torch.Tensor],
             batch_size: int, num_workers: int, progress: bool, desc: str
-            ) -> tuple[torch.Tensor, torch.Tensor, list[str], int]:
+            ) -> Loaded:
     """Encode every image of ``dataset`` into ``folder`` (resuming what a killed run left
     there) and return it as :func:`load` does."""
     folder.mkdir(parents=True, exist_ok=True)

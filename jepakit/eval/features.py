@@ -240,6 +240,12 @@ class Features:
     classes: list[str]
     bad_samples: int = 0
     from_cache: bool = False
+    keys: torch.Tensor | None = None
+    """[N] where each row came from: ``unit index << 32 | position in the unit``."""
+
+    def select(self, idx: torch.Tensor) -> Features:
+        return attrs.evolve(self, x=self.x[idx], y=self.y[idx],
+                            keys=None if self.keys is None else self.keys[idx])
 
 
 def _data_stamp(data: LabelledSource) -> str | None:
@@ -300,14 +306,14 @@ def extract_with(source: FeatureSource, data: LabelledSource, name: str,
 
     folder = Path(cache_dir) / name if cache_dir is not None else None
     if folder is not None and (done := cache.load(folder)) is not None:
-        return Features(done[0], done[1], done[2], done[3], from_cache=True)
+        return Features(done[0], done[1], done[2], done[3], from_cache=True, keys=done[4])
     transform = eval_transform(source.image_size, source.in_chans, source.mean, source.std,
                                crop_ratio)
     dataset = cache.KeyedImages(data, transform, source.in_chans, limit)
     start = time.perf_counter()
     tmp = tempfile.mkdtemp(prefix="jepakit-features-") if folder is None else None
     try:
-        x, y, classes, bad = cache.extract(folder or Path(str(tmp)), dataset, fn, batch_size,
+        x, y, classes, bad, keys = cache.extract(folder or Path(str(tmp)), dataset, fn, batch_size,
                                            num_workers, progress, desc)
     except OSError as exc:
         raise JepakitError(f"cannot write features to {folder or tmp}: "
@@ -317,4 +323,4 @@ def extract_with(source: FeatureSource, data: LabelledSource, name: str,
             shutil.rmtree(tmp, ignore_errors=True)  # the mapping outlives the files
     log.info("extracted %d features of shape %s from %s in %.1f s", len(x),
              tuple(x.shape[1:]), data.describe(), time.perf_counter() - start)
-    return Features(x, y, list(data.classes) or classes, bad)
+    return Features(x, y, list(data.classes) or classes, bad, keys=keys)

@@ -48,10 +48,11 @@ def prepare(source: FeatureSource, data: str | Path, test_data: str | Path | Non
             use_cache: bool = True, crop_ratio: float = 1.0, seed: int = 0,
             train_limit: int | None = None, test_limit: int | None = None,
             progress: bool = True, device: torch.device | str = "cpu", tokens: bool = False,
-            patch: int | None = None) -> EvalData:
+            patch: int | None = None, shots_file: str | Path | None = None) -> EvalData:
     """Train and test features (held out of ``data`` when it has no test split):
     average-pooled, or with ``tokens`` the encoder's output tokens [N, tokens, D] for
-    the attentive probe (pixel patches of size ``patch`` for a pixel source)."""
+    the attentive probe (pixel patches of size ``patch`` for a pixel source). Low-shot:
+    ``shots`` seeded examples per class, or the images named in ``shots_file``."""
     if shots is not None and shots < 1:
         raise JepakitError(f"--shots must be >= 1, got {shots}")
     train_src, test_src = resolve_pair(data, test_data, fmt)
@@ -70,18 +71,39 @@ def prepare(source: FeatureSource, data: str | Path, test_data: str | Path | Non
         test = get(test_src, desc="test", limit=test_limit)
     else:
         keep, held = split_indices(train.y, HELD_OUT, seed)
-        test = Features(train.x[held], train.y[held], train.classes)
-        train = Features(train.x[keep], train.y[keep], train.classes, train.bad_samples,
-                         train.from_cache)
-    if shots is not None:
-        idx = few_shot(train.y, shots, seed)
-        train = Features(train.x[idx], train.y[idx], train.classes, train.bad_samples,
-                         train.from_cache)
+        test = attrs.evolve(train.select(held), bad_samples=0)
+        train = train.select(keep)
+    if shots_file is not None:
+        train = train.select(split_file_indices(train, train_src, shots_file))
+    elif shots is not None:
+        train = train.select(few_shot(train.y, shots, seed))
     if len(torch.unique(train.y)) < 2:
         raise JepakitError(f"{train_src.describe()}: a single class; evaluation needs two or more")
     used = ("tokens" if source.encoder is not None else "pixel patches") if tokens \
         else effective_layers(source, layers)
     return EvalData(train, test, train_src, test_src, used)
+
+
+def split_file_indices(train: Features, source: LabelledSource, path: str | Path
+                       ) -> torch.Tensor:
+    """Rows of ``train`` whose image file is named in ``path`` (one file name per line,
+    as the 1%/10% ImageNet split files of SimCLR that I-JEPA uses, e.g.
+    ``n01440764_10026.JPEG``; matched on the name without its folder or extension)."""
+    if source.kind != "imagefolder" or train.keys is None:
+        raise JepakitError(f"--shots-file needs an image folder (it matches file names); "
+                           f"{source.describe()} is {source.kind}")
+    try:
+        wanted = {Path(line.strip()).stem for line in Path(path).read_text().splitlines()
+                  if line.strip()}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JepakitError(f"cannot read the split file {path}: {exc}") from None
+    names = [Path(str(source.units[int(k) >> 32][int(k) & 0xFFFFFFFF][0])).stem
+             for k in train.keys.tolist()]
+    idx = torch.tensor([i for i, n in enumerate(names) if n in wanted], dtype=torch.long)
+    if not len(idx):
+        raise JepakitError(f"{path}: none of its {len(wanted)} file names is in "
+                           f"{source.describe()}")
+    return idx
 
 
 def _common(source: FeatureSource, d: EvalData, shots: int | None) -> dict[str, Any]:
