@@ -1,5 +1,6 @@
-"""``jepakit eval linear|knn (--run DIR | --checkpoint PATH | --random-init RECIPE | --pixels)
---data PATH [--test-data PATH] [--layers last|last4] [--shots K] [--json PATH]``."""
+"""``jepakit eval linear|knn|attentive (--run DIR | --checkpoint PATH | --random-init RECIPE |
+--pixels) --data PATH [--test-data PATH] [--layers last|last4] [--shots K] [--controls]
+[--json PATH]``."""
 
 from __future__ import annotations
 
@@ -28,20 +29,29 @@ def _common(p: argparse.ArgumentParser) -> None:
                                        "20%% held out of it)")
     d.add_argument("--format", default="auto",
                    choices=["auto", "shards", "imagefolder", "fashion-mnist"])
-    d.add_argument("--shots", type=int, help="low-shot: K training examples per class")
+    d.add_argument("--shots", type=int, help="low-shot: K training examples per class (seeded)")
+    d.add_argument("--shots-file", metavar="PATH",
+                   help="low-shot: the training images named in PATH, one file name per line "
+                        "(e.g. the 1%% ImageNet split, 1percent.txt); image folders only")
     d.add_argument("--crop-ratio", type=float, default=1.0,
                    help="resize to size/ratio, centre-crop to size (0.875 for ImageNet)")
     f = p.add_argument_group("features")
     f.add_argument("--layers", default="last", choices=["last", "last4"],
-                   help="average-pooled last layer, or the last 4 layers concatenated")
-    f.add_argument("--head", default="backbone", choices=["backbone", "projector"],
-                   help="probe the backbone (default) or its output through the method's "
-                        "projector (LeJEPA), one pooled vector per image")
+                   help="average-pooled last layer, or the last 4 layers concatenated "
+                        "(linear and k-NN; the attentive probe reads the last layer's tokens)")
+    f.add_argument("--projector", action="store_true",
+                   help="probe the backbone's pooled output through the method's projector "
+                        "(LeJEPA's loss space) instead of the backbone")
     f.add_argument("--batch-size", type=int, default=256)
-    f.add_argument("--num-workers", type=int, default=0, help="image-decoding processes")
+    f.add_argument("--num-workers", type=int, default=None,
+                   help="image-decoding processes (default: one per CPU this process may "
+                        "use, at most 8; 0 decodes in the main process)")
     f.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     f.add_argument("--cache-dir", help="feature cache (default RUN/eval/cache)")
     f.add_argument("--no-cache", action="store_true", help="extract again, cache nothing")
+    p.add_argument("--controls", action="store_true",
+                   help="also run the same probe on the same architecture at random init and "
+                        "on raw pixels, and print them next to the result")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_path",
                    help="write the results here (default RUN/eval/<protocol>-<layers>.json)")
@@ -59,6 +69,22 @@ def register(sub: Any) -> None:
     knn.add_argument("--k", type=int, default=20)
     knn.add_argument("--temperature", type=float, default=0.07)
     knn.set_defaults(func=eval_command)
+    att = protocols.add_parser("attentive", help="attentive probe: cross-attention pooler with "
+                                                 "query tokens over frozen patch tokens")
+    _common(att)
+    att.add_argument("--epochs", type=int, default=10)
+    att.add_argument("--probe-batch-size", type=int, default=256)
+    att.add_argument("--lrs", default="1e-3,3e-4,1e-4",
+                     help="learning rates, comma-separated (each x each weight decay is one "
+                          "head, all trained in one pass)")
+    att.add_argument("--wds", default="0.01,0.1", help="AdamW weight decays, comma-separated")
+    att.add_argument("--queries", type=int, default=1, help="learnable query tokens")
+    att.add_argument("--depth", type=int, default=1,
+                     help="attention blocks (1 cross-attention, the rest self-attention)")
+    att.add_argument("--heads", type=int, default=16, help="attention heads (fewer when narrow)")
+    att.add_argument("--patch", type=int,
+                     help="pixel patch size for raw-pixel tokens (default: the encoder's)")
+    att.set_defaults(func=eval_command)
 
 
 def _source(args: argparse.Namespace) -> Any:
@@ -70,9 +96,10 @@ def _source(args: argparse.Namespace) -> Any:
         raise JepakitError("say what to evaluate: exactly one of --run, --checkpoint, "
                            "--random-init or --pixels")
     if args.run:
-        return F.from_run(args.run, head=args.head)
+        return F.from_run(args.run, head="projector" if args.projector else "backbone")
     if args.checkpoint:
-        return F.from_checkpoint(args.checkpoint, head=args.head)
+        return F.from_checkpoint(args.checkpoint,
+                                 head="projector" if args.projector else "backbone")
     if args.random_init:
         return F.from_recipe(args.random_init)
     return None  # pixels: sized after the data
@@ -95,8 +122,41 @@ def _pixels_source(args: argparse.Namespace) -> Any:
     return F.pixels(min(image.size), 1 if grey else 3)
 
 
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise JepakitError(f"{flag} takes comma-separated numbers, got '{text}'") from None
+    if not values or any(v < 0 for v in values):
+        raise JepakitError(f"{flag} needs one or more non-negative numbers, got '{text}'")
+    return values
+
+
+def _run_one(args: argparse.Namespace, source: Any, device: Any, cache_dir: Path | None,
+             progress: bool) -> dict[str, Any]:
+    from jepakit.eval.protocols import prepare, run_attentive, run_knn, run_linear
+
+    attentive = args.protocol == "attentive"
+    data = prepare(source, args.data, args.test_data, args.format, args.layers, args.shots,
+                   batch_size=args.batch_size, num_workers=args.num_workers,
+                   cache_dir=cache_dir, use_cache=not args.no_cache, crop_ratio=args.crop_ratio,
+                   seed=args.seed, progress=progress, device=device, tokens=attentive,
+                   patch=getattr(args, "patch", None), shots_file=args.shots_file)
+    if args.protocol == "linear":
+        return run_linear(source, data, args.shots, seed=args.seed, max_iter=args.max_iter)
+    if attentive:
+        return run_attentive(source, data, args.shots, learning_rates=args.lrs,
+                             weight_decays=args.wds, epochs=args.epochs,
+                             batch_size=args.probe_batch_size, queries=args.queries,
+                             depth=args.depth, heads=args.heads, seed=args.seed,
+                             progress=progress)
+    return run_knn(source, data, args.shots, args.k, args.temperature)
+
+
 def eval_command(args: argparse.Namespace) -> int:
-    from jepakit.eval.protocols import prepare, run_knn, run_linear, summary_line
+    from jepakit.eval.attentive import pixel_patch
+    from jepakit.eval.controls import control_sources
+    from jepakit.eval.protocols import default_cache_dir, summary_line
     from jepakit.runtime import select_device
     from jepakit.tracking import setup_logging
 
@@ -105,26 +165,46 @@ def eval_command(args: argparse.Namespace) -> int:
         raise JepakitError("--shots must be >= 1")
     if args.batch_size < 1:
         raise JepakitError("--batch-size must be >= 1")
+    if args.protocol == "attentive" and min(args.epochs, args.probe_batch_size, args.queries,
+                                            args.depth, args.heads) < 1:
+        raise JepakitError("--epochs, --probe-batch-size, --queries, --depth and --heads "
+                           "must be >= 1")
+    if args.protocol == "attentive":
+        args.lrs, args.wds = _floats(args.lrs, "--lrs"), _floats(args.wds, "--wds")
     device = select_device(args.device)
+    if args.num_workers is None:
+        args.num_workers = default_workers()
     source = _source(args) or _pixels_source(args)
-    data = prepare(source, args.data, args.test_data, args.format, args.layers, args.shots,
-                   batch_size=args.batch_size, num_workers=args.num_workers,
-                   cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-                   use_cache=not args.no_cache, crop_ratio=args.crop_ratio, seed=args.seed,
-                   progress=sys.stderr.isatty(), device=device)
-    if args.protocol == "linear":
-        result = run_linear(source, data, args.shots, seed=args.seed, max_iter=args.max_iter)
-    else:
-        result = run_knn(source, data, args.shots, args.k, args.temperature)
-    out = _json_path(args, source, data.layers)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(source)
+    progress = sys.stderr.isatty()
+    result = _run_one(args, source, device, cache_dir, progress)
+    lines = [summary_line(result)]
+    if args.controls:
+        if args.protocol == "attentive" and getattr(args, "patch", None) is None \
+                and source.encoder is not None:
+            args.patch = pixel_patch(source)  # pixel tokens on the encoder's patch grid
+        result["controls"] = [_run_one(args, c, device, cache_dir, progress)
+                              for c in control_sources(source)]
+        lines += [f"  control: {summary_line(c)}" for c in result["controls"]]
+        if not result["controls"]:
+            lines.append("  control: none (raw pixels are the baseline itself)")
+    out = _json_path(args, source, result["layers"])
     if out is not None:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(result, indent=2) + "\n")
         except OSError as exc:
             raise JepakitError(f"cannot write {out}: {exc.strerror or exc}") from None
-    print(summary_line(result) + (f" -> {out}" if out else ""))
+    lines[0] += f" -> {out}" if out else ""
+    print("\n".join(lines))
     return 0
+
+
+def default_workers() -> int:
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 0 if (cpus or 1) < 2 else min(int(cpus or 1), 8)
 
 
 def _json_path(args: argparse.Namespace, source: Any, layers: str) -> Path | None:
@@ -133,4 +213,5 @@ def _json_path(args: argparse.Namespace, source: Any, layers: str) -> Path | Non
     if source.run_dir is None:
         return None
     shots = f"-{args.shots}shot" if args.shots else ""
+    shots = f"-{Path(args.shots_file).stem}" if args.shots_file else shots
     return Path(source.run_dir) / "eval" / f"{args.protocol}-{layers}{shots}.json"

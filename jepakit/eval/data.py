@@ -15,6 +15,7 @@ no test set is given) or a pair: a folder with ``train/`` and ``test/`` (or
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -131,7 +132,7 @@ def _imagefolder(path: Path) -> LabelledSource:
         raise UnlabelledError(f"{path}: a flat folder of images has no labels; evaluation needs "
                               "class subfolders (one folder per class)")
     pairs = list(zip(scan.files, scan.labels))
-    units = [pairs[i:i + 1000] for i in range(0, len(pairs), 1000)]
+    units = [pairs[i:i + 256] for i in range(0, len(pairs), 256)]  # work for many workers
     return LabelledSource("imagefolder", str(path), units, scan.classes, len(pairs))
 
 
@@ -229,33 +230,44 @@ class EvalImages(IterableDataset):
                 yield sample
 
     def _read(self, unit: Any) -> Iterator[tuple[torch.Tensor, int]]:
+        for load in self.loaders(unit):
+            yield load()
+
+    def loaders(self, unit: Any) -> Iterator[Callable[[], tuple[torch.Tensor, int]]]:
+        """One call per sample of ``unit``, in order, each decoding it (``(empty, -2)``
+        when undecodable); skipping a sample is not calling it (a resumed extraction)."""
         kind = self.source.kind
         if kind == "shards":
-            yield from self._read_shard(unit)
+            yield from self._shard_loaders(unit)
         elif kind == "imagefolder":
             for file, label in unit:
-                try:
-                    image = decode_image(Path(file).read_bytes(), self.mode)
-                except Exception:  # unreadable or undecodable file: skipped
-                    yield torch.empty(0), -2
-                    continue
-                yield self.transform(image), int(label)
+                yield functools.partial(self._load_file, file, int(label))
         else:
             start, stop = unit
             images, labels = _fmnist_arrays(self.source.path, self.source.split or "train")
             for i in range(start, stop):
-                image = Image.fromarray(images[i], mode="L")
-                if self.mode != "L":
-                    image = image.convert(self.mode)
-                yield self.transform(image), int(labels[i])
+                yield functools.partial(self._load_array, images[i], int(labels[i]))
 
-    def _read_shard(self, url: str) -> Iterator[tuple[torch.Tensor, int]]:
+    def _load_file(self, file: str, label: int) -> tuple[torch.Tensor, int]:
+        try:
+            image = decode_image(Path(file).read_bytes(), self.mode)
+        except Exception:  # unreadable or undecodable file: skipped
+            return torch.empty(0), -2
+        return self.transform(image), label
+
+    def _load_array(self, array: np.ndarray, label: int) -> tuple[torch.Tensor, int]:
+        image = Image.fromarray(array, mode="L")
+        if self.mode != "L":
+            image = image.convert(self.mode)
+        return self.transform(image), label
+
+    def _shard_loaders(self, url: str) -> Iterator[Callable[[], tuple[torch.Tensor, int]]]:
         import webdataset as wds
 
         stream = wds.gopen(url)
         try:
             for sample in tar.Samples(tar.open_stream(stream)):
-                yield self._decode(sample)
+                yield functools.partial(self._decode, sample)
         except tar.TarCorrupt as exc:
             raise JepakitError(f"{url}: {exc}") from None
         finally:

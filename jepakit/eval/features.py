@@ -15,33 +15,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
+import tempfile
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from jepakit import checkpoint as ckpt
 from jepakit.errors import JepakitError
-from jepakit.eval.data import (
-    EvalImages,
-    LabelledSource,
-    UnlabelledError,
-    collate_eval,
-    eval_transform,
-)
+from jepakit.eval.data import LabelledSource, eval_transform
 
 log = logging.getLogger("jepakit")
 
 Layers = Literal["last", "last4"]
 LAYERS: tuple[str, ...] = ("last", "last4")
-CACHE_VERSION = 2
-"""2: a hooked target module (data2vec) is read as the plain encoder, not as its hooks."""
+CACHE_VERSION = 3
+"""2: a hooked target module (data2vec) is read as the plain encoder, not as its hooks.
+3: fp16 raw arrays + JSON header, memory-mapped (:mod:`jepakit.eval.cache`)."""
 
 
 @attrs.define
@@ -70,7 +66,7 @@ def _norm_stats(data_params: dict[str, Any]) -> tuple[tuple[float, ...] | None, 
 
 class ProjectedEncoder(nn.Module):
     """The backbone's mean-pooled embedding through the method's projector, as one token
-    [B, 1, out_dim]: what ``--head projector`` probes (the space LeJEPA's loss sees)."""
+    [B, 1, out_dim]: what ``jepakit eval --projector`` probes (the space LeJEPA's loss sees)."""
 
     def __init__(self, encoder: nn.Module, projector: nn.Module) -> None:
         super().__init__()
@@ -107,7 +103,7 @@ def encoder_from_recipe(recipe: Any, registry: Any = None, state: dict[str, Any]
         return encoder
     projector = getattr(model, "projector", None)
     if not isinstance(projector, nn.Module):
-        raise JepakitError(f"--head projector: the method '{recipe.spec('method').name}' of "
+        raise JepakitError(f"--projector: the method '{recipe.spec('method').name}' of "
                            f"this run has no projector")
     return ProjectedEncoder(encoder, projector.eval().requires_grad_(False)).eval()
 
@@ -272,12 +268,18 @@ def effective_layers(source: FeatureSource, layers: str) -> str:
 @attrs.define
 class Features:
     x: torch.Tensor
-    """[N, D] float32."""
+    """[N, D] (or [N, tokens, D]) float16, memory-mapped from the cache."""
     y: torch.Tensor
     """[N] int64."""
     classes: list[str]
     bad_samples: int = 0
     from_cache: bool = False
+    keys: torch.Tensor | None = None
+    """[N] where each row came from: ``unit index << 32 | position in the unit``."""
+
+    def select(self, idx: torch.Tensor) -> Features:
+        return attrs.evolve(self, x=self.x[idx], y=self.y[idx],
+                            keys=None if self.keys is None else self.keys[idx])
 
 
 def _data_stamp(data: LabelledSource) -> str | None:
@@ -308,77 +310,51 @@ def extract(source: FeatureSource, data: LabelledSource, layers: Layers = "last"
             batch_size: int = 256, num_workers: int = 0, cache_dir: Path | None = None,
             crop_ratio: float = 1.0, limit: int | None = None, progress: bool = True,
             desc: str = "features", device: torch.device | str = "cpu") -> Features:
-    """Features and labels of every image of ``data`` (or its first ``limit``), from the
-    cache when an identical extraction was done before.
+    """Features (fp16, memory-mapped) and labels of every image of ``data`` (or its first
+    ``limit``), from the cache when an identical extraction was done before.
 
     One forward pass serves both ``last`` and ``last4``: with the blocks exposed the
     last four layers are always extracted and cached, and ``last`` is their final
     quarter (``norm(last block)`` is exactly ``encoder(images)``)."""
     full = effective_layers(source, "last4" if layers == "last4" else "all")
-    feats = None
-    path = None
-    if cache_dir is not None:
-        path = Path(cache_dir) / f"{desc}-{cache_key(source, data, full, crop_ratio, limit)}.pt"
-        feats = _load_cache(path)
-    if feats is None:
-        feats = _extract(source, data, full, batch_size, num_workers, crop_ratio, limit,
-                         progress, desc, device)
-        if path is not None:
-            _save_cache(path, feats)
+    mode: Layers = "last4" if full.startswith("last") and full != "last" else "last"
+    encoder = source.encoder.to(device) if source.encoder is not None else None
+    feats = extract_with(source, data, f"{desc}-{cache_key(source, data, full, crop_ratio, limit)}",
+                         lambda images: encode(encoder, images.to(device), mode), batch_size,
+                         num_workers, cache_dir, crop_ratio, limit, progress, desc)
     if layers == "last" and full.startswith("last") and full != "last":
         width = int(getattr(source.encoder, "embed_dim", feats.x.shape[1]))
-        feats = attrs.evolve(feats, x=feats.x[:, -width:].contiguous())
+        feats = attrs.evolve(feats, x=feats.x[:, -width:])
     return feats
 
 
-def _extract(source: FeatureSource, data: LabelledSource, layers: str, batch_size: int,
-             num_workers: int, crop_ratio: float, limit: int | None, progress: bool, desc: str,
-             device: torch.device | str) -> Features:
+def extract_with(source: FeatureSource, data: LabelledSource, name: str,
+                 fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int = 256,
+                 num_workers: int = 0, cache_dir: Path | None = None, crop_ratio: float = 1.0,
+                 limit: int | None = None, progress: bool = True, desc: str = "features"
+                 ) -> Features:
+    """``fn(images)`` of every image of ``data``, streamed to ``cache_dir/name`` (fp16,
+    memory-mapped; :mod:`jepakit.eval.cache`) and resumed there after a kill; read back
+    when complete. Without a cache directory, a temporary one (removed once mapped)."""
+    from jepakit.eval import cache
+
+    folder = Path(cache_dir) / name if cache_dir is not None else None
+    if folder is not None and (done := cache.load(folder)) is not None:
+        return Features(done[0], done[1], done[2], done[3], from_cache=True, keys=done[4])
     transform = eval_transform(source.image_size, source.in_chans, source.mean, source.std,
                                crop_ratio)
-    dataset = EvalImages(data, transform, source.in_chans, limit)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=collate_eval)
-    encoder = source.encoder.to(device) if source.encoder is not None else None
-    mode: Layers = "last4" if layers.startswith("last") and layers != "last" else "last"
-    xs, ys, bad = [], [], 0
+    dataset = cache.KeyedImages(data, transform, source.in_chans, limit)
     start = time.perf_counter()
-    with torch.inference_mode(), tqdm(total=dataset.expected(), desc=desc, unit="img",
-                                      disable=not progress, dynamic_ncols=True,
-                                      leave=False) as bar:
-        for images, labels, n_bad in loader:
-            bad += n_bad
-            bar.update(len(labels) + n_bad)
-            if not len(labels):
-                continue
-            if bool((labels < 0).any()):
-                raise UnlabelledError(f"{data.describe()}: samples without a label (no "
-                                      "'cls' entry); evaluation needs labelled data")
-            xs.append(encode(encoder, images.to(device), mode).cpu())
-            ys.append(labels)
-    if not xs:
-        raise JepakitError(f"{data.describe()}: no readable labelled images")
-    feats = Features(torch.cat(xs), torch.cat(ys), list(data.classes), bad)
-    if bad:
-        log.warning("%s: skipped %d undecodable samples", data.describe(), bad)
-    log.info("extracted %d x %d features from %s in %.1f s", *feats.x.shape, data.describe(),
-             time.perf_counter() - start)
-    return feats
-
-
-def _load_cache(path: Path) -> Features | None:
-    if not path.is_file():
-        return None
+    tmp = tempfile.mkdtemp(prefix="jepakit-features-") if folder is None else None
     try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-        return Features(d["x"], d["y"], list(d["classes"]), int(d["bad"]), from_cache=True)
-    except Exception as exc:  # torn or foreign file: extract again
-        log.warning("ignoring unreadable feature cache %s: %s", path, exc)
-        return None
-
-
-def _save_cache(path: Path, f: Features) -> None:
-    try:
-        ckpt.save_atomic({"x": f.x, "y": f.y, "classes": f.classes, "bad": f.bad_samples}, path)
+        x, y, classes, bad, keys = cache.extract(folder or Path(str(tmp)), dataset, fn, batch_size,
+                                           num_workers, progress, desc)
     except OSError as exc:
-        log.warning("could not cache features at %s: %s", path, exc)
+        raise JepakitError(f"cannot write features to {folder or tmp}: "
+                           f"{exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)  # the mapping outlives the files
+    log.info("extracted %d features of shape %s from %s in %.1f s", len(x),
+             tuple(x.shape[1:]), data.describe(), time.perf_counter() - start)
+    return Features(x, y, list(data.classes) or classes, bad, keys=keys)

@@ -13,6 +13,7 @@ import torch
 
 from jepakit import __version__
 from jepakit.errors import JepakitError
+from jepakit.eval.attentive import attentive_probe, extract_tokens
 from jepakit.eval.data import Format, LabelledSource, resolve_pair
 from jepakit.eval.features import Features, FeatureSource, Layers, effective_layers, extract
 from jepakit.eval.knn import knn_accuracy
@@ -46,41 +47,77 @@ def prepare(source: FeatureSource, data: str | Path, test_data: str | Path | Non
             batch_size: int = 256, num_workers: int = 0, cache_dir: Path | None = None,
             use_cache: bool = True, crop_ratio: float = 1.0, seed: int = 0,
             train_limit: int | None = None, test_limit: int | None = None,
-            progress: bool = True, device: torch.device | str = "cpu") -> EvalData:
-    """Train and test features (held out of ``data`` when it has no test split)."""
+            progress: bool = True, device: torch.device | str = "cpu", tokens: bool = False,
+            patch: int | None = None, shots_file: str | Path | None = None) -> EvalData:
+    """Train and test features (held out of ``data`` when it has no test split):
+    average-pooled, or with ``tokens`` the encoder's output tokens [N, tokens, D] for
+    the attentive probe (pixel patches of size ``patch`` for a pixel source). Low-shot:
+    ``shots`` seeded examples per class, or the images named in ``shots_file``."""
     if shots is not None and shots < 1:
         raise JepakitError(f"--shots must be >= 1, got {shots}")
     train_src, test_src = resolve_pair(data, test_data, fmt)
     cache = (cache_dir or default_cache_dir(source)) if use_cache else None
-    common: dict[str, Any] = dict(layers=layers, batch_size=batch_size, num_workers=num_workers,
+    common: dict[str, Any] = dict(batch_size=batch_size, num_workers=num_workers,
                                   cache_dir=cache, crop_ratio=crop_ratio, progress=progress,
                                   device=device)
-    train = extract(source, train_src, desc="train", limit=train_limit, **common)
+    if tokens:
+        def get(src: LabelledSource, **kw: Any) -> Features:
+            return extract_tokens(source, src, patch, **kw, **common)
+    else:
+        def get(src: LabelledSource, **kw: Any) -> Features:
+            return extract(source, src, layers=layers, **kw, **common)
+    train = get(train_src, desc="train", limit=train_limit)
     if test_src is not None:
-        test = extract(source, test_src, desc="test", limit=test_limit, **common)
+        test = get(test_src, desc="test", limit=test_limit)
     else:
         keep, held = split_indices(train.y, HELD_OUT, seed)
-        test = Features(train.x[held], train.y[held], train.classes)
-        train = Features(train.x[keep], train.y[keep], train.classes, train.bad_samples,
-                         train.from_cache)
-    if shots is not None:
-        idx = few_shot(train.y, shots, seed)
-        train = Features(train.x[idx], train.y[idx], train.classes, train.bad_samples,
-                         train.from_cache)
+        test = attrs.evolve(train.select(held), bad_samples=0)
+        train = train.select(keep)
+    if shots_file is not None:
+        train = train.select(split_file_indices(train, train_src, shots_file))
+    elif shots is not None:
+        train = train.select(few_shot(train.y, shots, seed))
     if len(torch.unique(train.y)) < 2:
         raise JepakitError(f"{train_src.describe()}: a single class; evaluation needs two or more")
-    return EvalData(train, test, train_src, test_src, effective_layers(source, layers))
+    used = ("tokens" if source.encoder is not None else "pixel patches") if tokens \
+        else effective_layers(source, layers)
+    return EvalData(train, test, train_src, test_src, used)
+
+
+def split_file_indices(train: Features, source: LabelledSource, path: str | Path
+                       ) -> torch.Tensor:
+    """Rows of ``train`` whose image file is named in ``path`` (one file name per line,
+    as the 1%/10% ImageNet split files of SimCLR that I-JEPA uses, e.g.
+    ``n01440764_10026.JPEG``; matched on the name without its folder or extension)."""
+    if source.kind != "imagefolder" or train.keys is None:
+        raise JepakitError(f"--shots-file needs an image folder (it matches file names); "
+                           f"{source.describe()} is {source.kind}")
+    try:
+        wanted = {Path(line.strip()).stem for line in Path(path).read_text().splitlines()
+                  if line.strip()}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JepakitError(f"cannot read the split file {path}: {exc}") from None
+    names = [Path(str(source.units[int(k) >> 32][int(k) & 0xFFFFFFFF][0])).stem
+             for k in train.keys.tolist()]
+    idx = torch.tensor([i for i, n in enumerate(names) if n in wanted], dtype=torch.long)
+    if not len(idx):
+        raise JepakitError(f"{path}: none of its {len(wanted)} file names is in "
+                           f"{source.describe()}")
+    return idx
 
 
 def _common(source: FeatureSource, d: EvalData, shots: int | None) -> dict[str, Any]:
     sample = d.train.x[torch.randperm(len(d.train.x), generator=torch.Generator().manual_seed(0))
-                       [:4096]]
+                       [:4096]].float()
+    if sample.dim() == 3:  # tokens: RankMe of their average
+        sample = sample.mean(1)
     return {
         "source": source.description,
         "checkpoint": str(source.checkpoint) if source.checkpoint else None,
         "step": source.step,
         "layers": d.layers,
-        "feature_dim": int(d.train.x.shape[1]),
+        "feature_dim": int(d.train.x.shape[-1]),
+        "tokens": int(d.train.x.shape[1]) if d.train.x.dim() == 3 else None,
         "feature_rankme": rankme(sample - sample.mean(0)),
         "train_data": d.train_source.describe(),
         "test_data": d.test_source.describe() if d.test_source else
@@ -116,10 +153,30 @@ def run_knn(source: FeatureSource, d: EvalData, shots: int | None = None, k: int
             **_common(source, d, shots), "probe_s": time.perf_counter() - start}
 
 
+def run_attentive(source: FeatureSource, d: EvalData, shots: int | None = None,
+                  **kw: Any) -> dict[str, Any]:
+    """The attentive probe on token features (``prepare(..., tokens=True)``); ``kw``:
+    :func:`jepakit.eval.attentive.attentive_probe`'s options."""
+    if d.train.x.dim() != 3:
+        raise JepakitError("the attentive probe needs token features: "
+                           "prepare(..., tokens=True)")
+    start = time.perf_counter()
+    r = attentive_probe(d.train.x, d.train.y, d.test.x, d.test.y, **kw)
+    return {"protocol": "attentive", **r, **_common(source, d, shots),
+            "probe_s": time.perf_counter() - start}
+
+
 def summary_line(r: dict[str, Any]) -> str:
-    what = "linear probe" if r["protocol"] == "linear" else f"{r['k']}-NN"
+    what = {"linear": "linear probe", "attentive": "attentive probe"}.get(
+        r["protocol"], f"{r.get('k')}-NN")
     shots = f", {r['shots']}-shot" if r.get("shots") else ""
     extra = f", weight decay {r['weight_decay']:g}" if r["protocol"] == "linear" else ""
+    if r["protocol"] == "attentive":
+        extra = f", lr {r['learning_rate']:g}, weight decay {r['weight_decay']:g}"
+    if r.get("tokens"):
+        return (f"{what}: top-1 {r['accuracy']:.4f} on {r['test_samples']} test images "
+                f"({r['train_samples']} train{shots}; {r['tokens']} x {r['feature_dim']}-d "
+                f"{r['layers']} of {r['source']}{extra})")
     return (f"{what}: top-1 {r['accuracy']:.4f} on {r['test_samples']} test images "
             f"({r['train_samples']} train{shots}; {r['feature_dim']}-d {r['layers']} features "
             f"of {r['source']}{extra})")

@@ -46,7 +46,7 @@ def test_eval_linear_on_a_run_prints_accuracy_and_writes_json(run_dir, labelled,
     result = json.loads((run_dir / "eval" / "linear-last4.json").read_text())
     assert 0.0 <= result["accuracy"] <= 1.0 and result["test_samples"] == 10
     assert result["step"] == 4 and result["feature_dim"] == 128
-    assert list((run_dir / "eval" / "cache").glob("*.pt"))  # features cached for next time
+    assert list((run_dir / "eval" / "cache").glob("*/header.json"))  # cached for next time
 
 
 def test_eval_knn_on_a_checkpoint_and_low_shot(run_dir, labelled, tmp_path, capsys):
@@ -88,3 +88,29 @@ def test_source_must_be_exactly_one(labelled, capsys):
     assert "exactly one of" in one_line_error(capsys.readouterr().err)
     assert main(["eval", "linear", "--pixels", "--data", str(labelled), "--shots", "0"]) == 2
     one_line_error(capsys.readouterr().err)
+
+
+def test_eval_attentive_on_a_run_with_controls(run_dir, labelled, capsys):
+    assert main(["eval", "attentive", "--run", str(run_dir), "--data", str(labelled),
+                 "--epochs", "2", "--lrs", "1e-3", "--wds", "0.01,0.1", "--controls",
+                 "--num-workers", "0"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("attentive probe: top-1 ") and "16 x 32-d tokens" in lines[0]
+    assert "random init" in lines[1] and "raw pixels" in lines[2]  # the two controls
+    assert lines[2].strip().startswith("control: attentive probe") and "16 x 48-d" in lines[2]
+    result = json.loads((run_dir / "eval" / "attentive-tokens.json").read_text())
+    assert set(result["val_accuracy_by_setting"]) == {"lr 0.001, wd 0.01", "lr 0.001, wd 0.1"}
+    assert [c["layers"] for c in result["controls"]] == ["tokens", "pixel patches"]
+
+
+def test_eval_linear_controls(run_dir, labelled, capsys):
+    assert main(["eval", "knn", "--run", str(run_dir), "--data", str(labelled), "--k", "3",
+                 "--controls", "--num-workers", "0"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and "random init" in lines[1] and "raw pixels 3x16x16" in lines[2]
+
+
+def test_bad_attentive_options_are_one_line_errors(run_dir, labelled, capsys):
+    assert main(["eval", "attentive", "--run", str(run_dir), "--data", str(labelled),
+                 "--lrs", "fast"]) == 2
+    assert "--lrs" in one_line_error(capsys.readouterr().err)

@@ -65,7 +65,7 @@ def test_extraction_is_cached_and_serves_both_layer_choices(source, pair, tmp_pa
     assert torch.equal(first.x, again.x) and torch.equal(first.y, again.y)
     assert torch.equal(last.x, first.x[:, -32:])
     assert first.y.tolist() == [0] * 12 + [1] * 12 and first.classes == ["square", "stripes"]
-    assert len(list(tmp_path.glob("*.pt"))) == 1
+    assert len(list(tmp_path.glob("*/header.json"))) == 1
 
 
 def test_probe_and_knn_end_to_end_on_a_folder_pair(source, pair):
@@ -151,3 +151,23 @@ def test_hooked_target_module_is_read_as_a_plain_encoder_with_the_target_weights
     torch.testing.assert_close(plain, expected)
     assert not torch.allclose(plain, hooked_avg, atol=1e-3)
     assert F.encode(encoder, images, "last4").shape == (2, 4 * 32)
+
+
+def test_split_file_keeps_the_named_images(source, pair, tmp_path):
+    import shutil
+
+    folder = tmp_path / "named"
+    for cls in ("square", "stripes"):  # unique names, as ImageNet's n01440764_10026.JPEG
+        (folder / cls).mkdir(parents=True)
+        for f in (pair / "train" / cls).iterdir():
+            shutil.copy(f, folder / cls / f"{cls}_{f.name}")
+    names = sorted(p.name for p in (folder / "square").iterdir())[:3]
+    names += sorted(p.stem for p in (folder / "stripes").iterdir())[:2]  # no extension
+    split = tmp_path / "1percent.txt"
+    split.write_text("\n".join(names) + "\n")
+    kw = dict(test_data=pair / "test", batch_size=8, cache_dir=tmp_path, progress=False)
+    d = prepare(source, folder, shots_file=split, **kw)
+    assert d.train.y.tolist() == [0, 0, 0, 1, 1]
+    split.write_text("nothing_here.JPEG\n")
+    with pytest.raises(JepakitError, match="none of its 1 file names"):
+        prepare(source, folder, shots_file=split, **kw)

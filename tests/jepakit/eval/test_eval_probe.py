@@ -19,8 +19,8 @@ def separable(n: int, dim: int = 16, classes: int = 4, seed: int = 0):
 
 
 def test_probe_separates_separable_features():
-    x, y = separable(1200)
-    r = linear_probe(x[:1000], y[:1000], x[1000:], y[1000:], max_iter=50)
+    x, y = separable(1500)  # 1,300 train: 130 held out, enough to sweep (MIN_VALIDATION)
+    r = linear_probe(x[:1300], y[:1300], x[1300:], y[1300:], max_iter=50)
     assert r["accuracy"] > 0.97
     assert set(r["val_accuracy_by_weight_decay"]) == {f"{wd:g}" for wd in WEIGHT_DECAYS}
 
@@ -112,3 +112,18 @@ def test_ill_conditioned_features_are_fitted_in_few_iterations():
     x = latent @ mix
     clf = fit_linear(x, y, 3, weight_decay=0.0, max_iter=30)
     assert clf.accuracy(x, y) > 0.97
+
+
+def test_low_shot_sweeps_only_with_enough_held_out_images():
+    """10 shots of 10 classes hold out 10 images: too few to pick a penalty (the middle
+    of the grid is used); 13 shots of 100 classes (as 1% ImageNet) hold out 100: swept."""
+    from jepakit.eval.probe import MIN_VALIDATION
+
+    g = torch.Generator().manual_seed(0)
+    for classes, shots, swept in ((10, 10, False), (100, 13, True)):
+        y = torch.arange(classes).repeat_interleave(shots)
+        x = torch.randn(len(y), 8, generator=g) + torch.randn(classes, 8, generator=g)[y] * 3
+        r = linear_probe(x, y, x, y, max_iter=5)
+        assert bool(r["val_accuracy_by_weight_decay"]) == swept
+        assert swept or r["weight_decay"] == 1e-3
+    assert MIN_VALIDATION == 100
