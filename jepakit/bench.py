@@ -22,11 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from jepakit import __version__
+from jepakit.compile import compilations, compile_modules
 from jepakit.contracts import Masks
 from jepakit.flops import train_step_flops
 from jepakit.model import JEPA, build_jepa
 from jepakit.optim import Schedules, build_optimizer
-from jepakit.recipe import load_recipe
+from jepakit.recipe import Recipe, load_recipe
 from jepakit.registry import Registry, default_registry
 from jepakit.runtime import (
     autocast,
@@ -131,6 +132,43 @@ class FlopCounting:
             self._pool.join()
 
 
+class StepRunner:
+    """One configuration's model, optimizer and synthetic batch: :meth:`step` runs a
+    full training step on given masks (shared by ``jepakit bench`` and the
+    interleaved comparison in ``benchmarks/compile_ab.py``)."""
+
+    def __init__(self, recipe: Recipe, registry: Registry, device: torch.device,
+                 total_steps: int, compile_step: bool = False) -> None:
+        self.device = device
+        self.dtype = select_dtype(recipe.train.precision, device)
+        seed_everything(recipe.train.seed)
+        self.model, self.masker = build_jepa(recipe, registry, device, total_steps=total_steps)
+        self.modules = {"encoder": self.model.encoder, "predictor": self.model.predictor,
+                        "target_encoder": self.model.target_encoder}
+        if compile_step:
+            compile_modules(*self.modules.values())
+        self.optimizer = build_optimizer(self.model.trainable(), recipe.optim)
+        self.schedules = Schedules(recipe.optim, recipe.train)
+        h, w = self.model.image_size
+        self.batch = recipe.train.batch_size
+        self.images = torch.randn(self.batch, self.model.in_chans, h, w, device=device)
+
+    def step(self, masks: Masks, step: int) -> torch.Tensor:
+        """One step, timed from here to its last kernel by the caller."""
+        masks_dev = masks.to(self.device)
+        self.schedules.apply(self.optimizer, step)
+        with autocast(self.device, self.dtype):
+            loss = self.model.loss(self.images, masks_dev)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.model.update_target(step)
+        return loss
+
+    def compilations(self) -> dict[str, int]:
+        return {name: compilations(m) for name, m in self.modules.items()}
+
+
 def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, warmup: int = 3,
               registry: Registry | None = None, compile_model: bool = False) -> dict[str, Any]:
     registry = registry or default_registry()
@@ -149,26 +187,22 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
                for _ in range(warmup + steps)][warmup:]
     counting = FlopCounting(meta_model, planned, parallel=device.type == "cuda")
 
-    seed_everything(recipe.train.seed)
-    model, _ = build_jepa(recipe, registry, device, total_steps=warmup + steps)
-    optimizer = build_optimizer(model.trainable(), recipe.optim)
-    schedules = Schedules(recipe.optim, recipe.train)
-    loss_fn = torch.compile(model.loss) if compile_model else model.loss
-    h, w = model.image_size
-    images = torch.randn(batch, model.in_chans, h, w, device=device)
+    runner = StepRunner(recipe, registry, device, warmup + steps, compile_model)
+    model = runner.model
+    compile_s = 0.0
+    if compile_model:  # compile every shape the timed steps meet before timing them
+        _sync(device)
+        start = time.perf_counter()
+        for masks in {mask_key(m): m for m in planned}.values():
+            runner.step(masks, 0)
+        _sync(device)
+        compile_s = time.perf_counter() - start
     times = []
     for step in range(warmup + steps):
         _sync(device)
         start = time.perf_counter()
         masks = masker(batch, model.patch_grid, generator)
-        masks_dev = masks.to(device)
-        schedules.apply(optimizer, step)
-        with autocast(device, dtype):
-            loss = loss_fn(images, masks_dev)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        model.update_target(step)
+        loss = runner.step(masks, step)
         _sync(device)
         elapsed = time.perf_counter() - start
         if step >= warmup:
@@ -196,6 +230,9 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
         "steps": steps,
         "warmup": warmup,
         "compiled": compile_model,
+        "compilations": runner.compilations() if compile_model else None,
+        "compile_s": compile_s if compile_model else None,
+        "mask_shapes": len({mask_key(m) for m in planned}),
         "median_step_s": median,
         "min_step_s": min(times),
         "images_per_s": batch / median,

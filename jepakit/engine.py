@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from jepakit import __version__, checkpoint, distributed
+from jepakit.compile import compile_modules, warn_if_unbucketed
 from jepakit.config import unstructure
 from jepakit.data.badsamples import DataHealth
 from jepakit.data.loader import Batch, Epochs, MaskStream, build_loader
@@ -328,6 +329,9 @@ def build(
             and not cpu_has_native_bf16():
         log.warning("train.precision=bf16 on a CPU without native bf16: matmuls are emulated "
                     "and far slower than fp32")
+    if recipe.train.compile:  # issue 19: one graph per mask-length bucket
+        warn_if_unbucketed(masker, model.patch_grid, per_rank)
+        compile_modules(model.encoder, model.predictor, model.target_encoder)
     masks = MaskStream(masker, model.patch_grid, seed=recipe.train.seed, rank=env.rank)
     trainer = Trainer(recipe, model, masks, Epochs(loader), registry, device, out, env)
     if resume:
