@@ -15,6 +15,7 @@ how many graphs a module has built (graph breaks count: each part is a graph).
 from __future__ import annotations
 
 import logging
+import os
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -25,9 +26,9 @@ from torch import nn
 
 log = logging.getLogger("jepakit")
 
-BACKEND = "inductor"
-"""The torch.compile backend (tests swap in ``aot_eager``, which traces the same graphs
-and recompiles on the same shapes without generating C++)."""
+BACKEND = os.environ.get("JEPAKIT_COMPILE_BACKEND", "inductor")
+"""The torch.compile backend. ``aot_eager`` or ``eager`` (tests, ``benchmarks/gpu.sh``'s
+dry run) trace the same graphs and recompile on the same shapes without generating code."""
 MAX_GRAPHS_PER_MODULE = 64
 """Graphs a module may build before torch falls back to running it uncompiled."""
 
