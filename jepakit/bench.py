@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from jepakit import __version__
+from jepakit.compile import compilations, compile_modules
 from jepakit.contracts import Masks
 from jepakit.data.loader import Batch
 from jepakit.errors import JepakitError
 from jepakit.flops import train_step_flops
 from jepakit.method import build_method, input_shape
 from jepakit.optim import Schedules, build_optimizer
-from jepakit.recipe import load_recipe
+from jepakit.recipe import Recipe, load_recipe
 from jepakit.registry import Registry, default_registry
 from jepakit.runtime import (
     autocast,
@@ -133,6 +134,42 @@ class FlopCounting:
             self._pool.join()
 
 
+class StepRunner:
+    """One configuration's model, optimizer and synthetic batch: :meth:`step` runs a
+    full training step on given masks (shared by ``jepakit bench`` and the
+    interleaved comparison in ``benchmarks/compile_ab.py``)."""
+
+    def __init__(self, recipe: Recipe, registry: Registry, device: torch.device,
+                 total_steps: int, compile_step: bool = False) -> None:
+        self.device = device
+        self.dtype = select_dtype(recipe.train.precision, device)
+        seed_everything(recipe.train.seed)
+        self.model, self.masker = build_method(recipe, registry, device, total_steps=total_steps)
+        self.modules = dict(self.model.named_children())
+        if compile_step:
+            compile_modules(*self.modules.values())
+        self.optimizer = build_optimizer(self.model.trainable(), recipe.optim)
+        self.schedules = Schedules(recipe.optim, recipe.train)
+        c, h, w = input_shape(self.model)
+        self.batch = recipe.train.batch_size
+        self.images = torch.randn(self.batch, c, h, w, device=device)
+
+    def step(self, masks: Masks, step: int) -> torch.Tensor:
+        """One step, timed from here to its last kernel by the caller."""
+        batch = Batch(images=self.images, labels=None, masks=masks.to(self.device))
+        self.schedules.apply(self.optimizer, step)
+        with autocast(self.device, self.dtype):
+            loss = self.model(batch, step).loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.model.after_optimizer_step(step)
+        return loss
+
+    def compilations(self) -> dict[str, int]:
+        return {name: compilations(m) for name, m in self.modules.items()}
+
+
 def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, warmup: int = 3,
               registry: Registry | None = None, compile_model: bool = False) -> dict[str, Any]:
     registry = registry or default_registry()
@@ -155,26 +192,21 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
                for _ in range(warmup + steps)][warmup:]
     counting = FlopCounting(meta_model, planned, parallel=device.type == "cuda")
 
-    seed_everything(recipe.train.seed)
-    model, _ = build_method(recipe, registry, device, total_steps=warmup + steps)
-    optimizer = build_optimizer(model.trainable(), recipe.optim)
-    schedules = Schedules(recipe.optim, recipe.train)
-    step_fn = torch.compile(model) if compile_model else model
-    c, h, w = input_shape(model)
-    images = torch.randn(batch, c, h, w, device=device)
+    runner = StepRunner(recipe, registry, device, warmup + steps, compile_model)
+    compile_s = 0.0
+    if compile_model:  # compile every shape the timed steps meet before timing them
+        _sync(device)
+        start = time.perf_counter()
+        for masks in {mask_key(m): m for m in planned}.values():
+            runner.step(masks, 0)
+        _sync(device)
+        compile_s = time.perf_counter() - start
     times = []
     for step in range(warmup + steps):
         _sync(device)
         start = time.perf_counter()
         masks = masker(batch, grid, generator)
-        masks_dev = masks.to(device)
-        schedules.apply(optimizer, step)
-        with autocast(device, dtype):
-            loss = step_fn(Batch(images=images, labels=None, masks=masks_dev), step).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        model.after_optimizer_step(step)
+        loss = runner.step(masks, step)
         _sync(device)
         elapsed = time.perf_counter() - start
         if step >= warmup:
@@ -202,6 +234,9 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
         "steps": steps,
         "warmup": warmup,
         "compiled": compile_model,
+        "compilations": runner.compilations() if compile_model else None,
+        "compile_s": compile_s if compile_model else None,
+        "mask_shapes": len({mask_key(m) for m in planned}),
         "median_step_s": median,
         "min_step_s": min(times),
         "images_per_s": batch / median,

@@ -7,6 +7,7 @@ contract, never a masker by name.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import attrs
@@ -33,6 +34,13 @@ class Coverage:
     context_range: tuple[int, int]
     """Fewest and most context tokens per image over the batches."""
     num_targets: int
+    context_lengths: Counter[int] = attrs.field(factory=Counter)
+    """Batches per context length (summed over context masks): the length histogram."""
+    target_lengths: Counter[int] = attrs.field(factory=Counter)
+    """Target masks per target length."""
+    shapes: int = 0
+    """Distinct (context lengths, target lengths) combinations drawn: the graphs a
+    step compiled for fixed shapes builds."""
 
     def never(self, which: str) -> torch.Tensor:
         """Boolean [rows, columns]: patches never in the ``"context"`` or ``"target"``."""
@@ -51,6 +59,8 @@ def measure(masker: Any, grid: tuple[int, int], batch_size: int, batches: int,
     in_target = torch.zeros(n, dtype=torch.long)
     context_lengths: list[int] = []
     target_lengths: list[int] = []
+    per_target: Counter[int] = Counter()
+    shapes: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
     num_targets = 0
     for _ in range(batches):
         masks = masker(batch_size, grid, generator)
@@ -61,6 +71,9 @@ def measure(masker: Any, grid: tuple[int, int], batch_size: int, batches: int,
         context_lengths.append(int(context.shape[1]))
         target_lengths.append(int(targets.shape[1]))
         num_targets = len(masks.targets)
+        per_target.update(int(t.shape[1]) for t in masks.targets)
+        shapes.add((tuple(int(c.shape[1]) for c in masks.context),
+                    tuple(int(t.shape[1]) for t in masks.targets)))
     images = batches * batch_size
     return Coverage(
         grid=(gh, gw),
@@ -72,6 +85,9 @@ def measure(masker: Any, grid: tuple[int, int], batch_size: int, batches: int,
         target_tokens=sum(target_lengths) / max(len(target_lengths), 1),
         context_range=(min(context_lengths, default=0), max(context_lengths, default=0)),
         num_targets=num_targets,
+        context_lengths=Counter(context_lengths),
+        target_lengths=per_target,
+        shapes=len(shapes),
     )
 
 
@@ -94,12 +110,27 @@ def describe_patches(mask: torch.Tensor, limit: int = 6) -> str:
     return f"{count}: " + ", ".join(parts)
 
 
+def format_histogram(counts: Counter[int], limit: int = 8) -> str:
+    """``"3 distinct: 40 (24%), 59 (45%), 76 (31%)"``, or just the range beyond ``limit`` values."""
+    total = sum(counts.values())
+    if not total:
+        return "none"
+    if len(counts) > limit:
+        return f"{len(counts)} distinct, {min(counts)} to {max(counts)}"
+    parts = ", ".join(f"{k} ({100 * v / total:.0f}%)" for k, v in sorted(counts.items()))
+    return f"{len(counts)} distinct: {parts}"
+
+
 def format_coverage(cov: Coverage) -> list[str]:
     """The ``masks stats`` table: tokens per image, then min/max coverage and never-covered."""
     lines = [
         f"tokens per image: context {cov.context_tokens:.1f} "
         f"({cov.context_range[0]} to {cov.context_range[1]} over the batches), "
         f"targets {cov.target_tokens:.1f} in {cov.num_targets} mask(s)",
+        f"lengths: context {format_histogram(cov.context_lengths)}; "
+        f"targets {format_histogram(cov.target_lengths)}",
+        f"shapes: {cov.shapes} distinct (context, target) length combinations (a step compiled "
+        "for fixed shapes builds one graph each)",
         f"{'coverage':<9} {'min':>7} {'max':>7}  never covered (row, column)",
     ]
     for which in ("context", "target"):

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from jepakit import __version__, checkpoint, distributed
+from jepakit.compile import compile_modules, warn_if_unbucketed
 from jepakit.config import unstructure
 from jepakit.contracts import StepResult
 from jepakit.data.badsamples import DataHealth
@@ -350,9 +351,13 @@ def build(
             and not cpu_has_native_bf16():
         log.warning("train.precision=bf16 on a CPU without native bf16: matmuls are emulated "
                     "and far slower than fp32")
-    masks = None if masker is None else MaskStream(
-        masker, tuple(getattr(model, "encoder").patch_grid),  # noqa: B009 (contract attribute)
-        seed=recipe.train.seed, rank=env.rank)
+    grid = tuple(getattr(model, "encoder").patch_grid)  # noqa: B009 (contract attribute)
+    if recipe.train.compile:  # one graph per mask-length bucket and module
+        if masker is not None:
+            warn_if_unbucketed(masker, grid, per_rank)
+        compile_modules(*dict(model.named_children()).values())
+    masks = None if masker is None else MaskStream(masker, grid, seed=recipe.train.seed,
+                                                   rank=env.rank)
     trainer = Trainer(recipe, model, masks, Epochs(loader), registry, device, out, env)
     if resume:
         trainer.resume(resume)

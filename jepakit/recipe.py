@@ -71,6 +71,9 @@ class TrainConfig:
     num_workers: int = attrs.field(default=0, validator=v.ge(0))
     skip_nonfinite_steps: int = attrs.field(default=0, validator=v.ge(0))
     """Skip up to N steps whose loss is NaN/inf before stopping (0: stop at the first)."""
+    compile: bool = False
+    """Compile the step's modules once per input shape (jepakit.compile); pair it with
+    a masker that draws few token counts (multiblock ``length_buckets``)."""
 
     def __attrs_post_init__(self) -> None:
         check((self.steps is None) != (self.epochs is None),

@@ -1,4 +1,4 @@
-"""``jepakit bench RECIPE [overrides] [--steps N] [--warmup W] [--json PATH]``."""
+"""``jepakit bench RECIPE [overrides] [--steps N] [--warmup W] [--compile] [--json PATH]``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def register(sub: Any) -> None:
     bench.add_argument("overrides", nargs="*", help="key.path=value overrides")
     bench.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
-    bench.add_argument("--compile", action="store_true", help="torch.compile the training loss")
+    bench.add_argument("--compile", action="store_true", help="compile the step's modules, one graph per mask shape "
+                       "(pair with masker.params.length_buckets)")
     bench.add_argument("--json", dest="json_path", help="also write the results here")
     bench.set_defaults(func=bench_command)
 
@@ -48,6 +49,10 @@ def bench_command(args: argparse.Namespace) -> int:
         print(f"  limit            {format_count(limit)}FLOP/s ({r['limit_source']})")
         print(f"  fraction         {100 * r['fraction_of_limit']:.1f}% of the limit")
     print(f"  peak memory      {r['peak_memory_bytes'] / 2**30:.2f} GiB")
+    if r["compiled"]:
+        counts = ", ".join(f"{name} {n}" for name, n in r["compilations"].items())
+        print(f"  compiled         {counts} graphs in {r['compile_s']:.1f} s "
+              f"({r['mask_shapes']} mask shapes timed)")
     if args.json_path:
         path = Path(args.json_path)
         try:

@@ -4,8 +4,9 @@
     jepakit masks stats recipes/ijepa_tiny.yaml masker.params.mode=official --heatmap cov.png
 
 ``show`` draws sampled context and targets over images from the recipe's data;
-``stats`` prints mean context and target tokens and the per-patch coverage (the
-least and most likely patch to be in the context and in a target, and the
+``stats`` prints mean context and target tokens, the histogram of token counts
+(with ``masker.params.length_buckets`` on, the buckets), and the per-patch coverage
+(the least and most likely patch to be in the context and in a target, and the
 patches never covered), and can write the coverage heatmap as a PNG.
 """
 
@@ -125,6 +126,11 @@ def stats_command(args: argparse.Namespace) -> int:
     header = (f"{_describe(recipe)} on a {grid[0]}x{grid[1]} grid: {cov.images} images "
               f"({args.batches} batches of {batch_size}), seed {seed}")
     print(header)
+    levels = getattr(masker, "length_levels", None)
+    levels = levels(grid, batch_size) if callable(levels) else None
+    if levels is not None:
+        print(f"  buckets: context lengths {list(levels.context)}, target lengths "
+              f"{list(levels.targets)}")
     for line in format_coverage(cov):
         print("  " + line)
     if args.heatmap:

@@ -50,6 +50,8 @@ from jepakit.masking import (
     to_bool,
 )
 
+from .length_levels import LengthLevels, length_levels
+
 __all__ = [
     "MultiBlockConfig",
     "MultiBlockMasker",
@@ -91,6 +93,10 @@ class MultiBlockConfig:
     """Corrected mode: redraws of an image's blocks before giving up with an error."""
     mode: Literal["corrected", "official"] = "corrected"
     """``corrected`` (default) or ``official`` (the upstream collator's behaviour, quirks included)."""
+    length_buckets: int = attrs.field(default=0, validator=v.ge(0))
+    """Draw context lengths and target block areas from at most this many values each
+    (chosen per grid and batch size; :mod:`jepakit_ijepa.length_levels`), so a compiled
+    step compiles once per value instead of once per drawn size. 0: off (every size)."""
 
     def __attrs_post_init__(self) -> None:
         for name in ("target_scale", "target_aspect", "context_scale", "context_aspect"):
@@ -101,24 +107,31 @@ class MultiBlockConfig:
                 raise ValueError(f"{name}: {exc}") from None
         if self.target_scale[1] > 1 or self.context_scale[1] > 1:
             raise ValueError("scales are fractions of the image: at most 1.0")
+        if self.length_buckets and self.mode == "official":
+            raise ValueError("length_buckets: needs mode 'corrected' (official mode "
+                             "reproduces the upstream collator's lengths)")
 
 
 # -- corrected ---------------------------------------------------------------------------------
 
 
 def _corrected(cfg: MultiBlockConfig, batch_size: int, grid: tuple[int, int],
-               generator: torch.Generator) -> Masks:
+               generator: torch.Generator, levels: LengthLevels | None = None) -> Masks:
     n = grid[0] * grid[1]
     min_keep = min(cfg.min_keep, n)
     t_shape = block_shape(grid, cfg.target_scale, cfg.target_aspect, generator)
+    if levels is not None:
+        t_shape = levels.target_shape(t_shape)
     c_shape = block_shape(grid, cfg.context_scale, cfg.context_aspect, generator)
     t_top, t_left = block_positions((batch_size, cfg.num_targets), grid, t_shape, generator)
     context = block_masks((batch_size,), grid, c_shape, generator)
+    # with buckets, images below the first context level are redrawn too (a soft floor)
+    floor = max(min_keep, min(levels.floor, n)) if levels is not None else min_keep
     if not cfg.allow_overlap:
         for _ in range(cfg.max_tries):
             covered = to_bool(rect_indices(grid, t_top, t_left, *t_shape), n)
             keep = context & ~covered
-            short = keep.sum(dim=1) < min_keep
+            short = keep.sum(dim=1) < floor
             if not short.any():
                 break
             redo = int(short.sum())
@@ -126,12 +139,17 @@ def _corrected(cfg: MultiBlockConfig, batch_size: int, grid: tuple[int, int],
                                                           generator)
             context[short] = block_masks((redo,), grid, c_shape, generator)
         else:
-            raise MaskingError(
-                f"multiblock: could not leave {min_keep} context patches on a {grid} grid "
-                f"after {cfg.max_tries} tries; lower the target scale or num_targets"
-            )
+            if floor > min_keep:  # the floor is soft: min_keep is the hard limit
+                keep = context & ~to_bool(rect_indices(grid, t_top, t_left, *t_shape), n)
+            if floor == min_keep or bool((keep.sum(dim=1) < min_keep).any()):
+                raise MaskingError(
+                    f"multiblock: could not leave {min_keep} context patches on a {grid} grid "
+                    f"after {cfg.max_tries} tries; lower the target scale or num_targets"
+                )
         context = keep
     k = int(context.sum(dim=1).min())
+    if levels is not None:
+        k = levels.context_length(k)
     context_idx = sample_equal(context, k, generator)
     target_idx = rect_indices(grid, t_top, t_left, *t_shape)
     return Masks(context=[context_idx], targets=list(target_idx.unbind(dim=1)))
@@ -229,6 +247,29 @@ class MultiBlockMasker:
 
     def __init__(self, config: MultiBlockConfig) -> None:
         self.config = config
+        self._levels: dict[tuple[tuple[int, int], int], LengthLevels] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config}  # levels are recomputed (deterministically) on demand
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"])  # type: ignore[misc]
+
+    def length_levels(self, patch_grid: tuple[int, int], batch_size: int) -> LengthLevels | None:
+        """The context lengths and target areas this masker draws on ``patch_grid`` at
+        ``batch_size`` with ``length_buckets`` on (None when off); measured once."""
+        cfg = self.config
+        if not cfg.length_buckets:
+            return None
+        grid = check_grid(patch_grid)
+        key = (grid, batch_size)
+        if key not in self._levels:
+            def draw(generator: torch.Generator, levels: LengthLevels) -> int:
+                return int(_corrected(cfg, batch_size, grid, generator, levels).context[0].shape[1])
+
+            self._levels[key] = length_levels(cfg.length_buckets, grid, batch_size,
+                                              cfg.target_scale, cfg.target_aspect, draw)
+        return self._levels[key]
 
     @property
     def conformance(self) -> dict[str, Any]:
@@ -246,4 +287,5 @@ class MultiBlockMasker:
         grid = check_grid(patch_grid)
         if self.config.mode == "official":
             return _official(self.config, batch_size, grid, generator)
-        return _corrected(self.config, batch_size, grid, generator)
+        return _corrected(self.config, batch_size, grid, generator,
+                          self.length_levels(grid, batch_size))

@@ -92,3 +92,20 @@ def test_matmul_limit_stops_at_its_time_budget():
     with CountProducts():
         bench.matmul_throughput(torch.device("cpu"), torch.float32, n=64, repeats=5, budget_s=60.0)
     assert CountProducts.calls == 6  # warm-up, then every repeat: the budget was not spent
+
+
+def test_bench_compile_compiles_each_mask_shape_before_timing(repo_root, tmp_path, monkeypatch):
+    import jepakit.compile
+
+    monkeypatch.setattr(jepakit.compile, "BACKEND", "aot_eager")  # no C++ generation
+    out = tmp_path / "bench.json"
+    code = main(["bench", str(repo_root / "recipes/bench_vitt16_cpu.yaml"), *TINY_BENCH,
+                 "masker.params.length_buckets=2", "--steps", "3", "--warmup", "1", "--compile",
+                 "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    graphs = result["compilations"]
+    assert result["compiled"] and result["compile_s"] > 0
+    assert graphs["target_encoder"] == 1
+    assert 1 <= graphs["encoder"] <= 2 and 1 <= graphs["predictor"] <= 4
+    assert graphs["predictor"] >= result["mask_shapes"]  # every timed shape was compiled first

@@ -96,3 +96,20 @@ def test_user_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monke
 def test_output_that_is_a_directory_is_refused(tmp_path, capsys):
     assert main(["masks", "show", TINY, "--out", str(tmp_path)]) == 2
     assert "it is a directory" in _one_line_error(capsys.readouterr().err)
+
+
+def test_stats_reports_the_length_histogram_and_buckets(capsys):
+    assert main(["masks", "stats", TINY, GRID_14, "masker.params.length_buckets=3", *FAST]) == 0
+    out = capsys.readouterr().out
+    buckets = re.search(r"buckets: context lengths \[([\d, ]+)\], target lengths \[([\d, ]+)\]", out)
+    assert buckets, out
+    context = {int(x) for x in buckets.group(1).split(",")}
+    drawn = re.search(r"lengths: context (\d) distinct: ([^;]+);", out)
+    assert drawn, out
+    assert {int(x) for x in re.findall(r"(\d+) \(\d+%\)", drawn.group(2))} <= context
+    shapes = re.search(r"shapes: (\d+) distinct", out)
+    assert shapes and 1 <= int(shapes.group(1)) <= 9
+
+    assert main(["masks", "stats", TINY, GRID_14, *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "buckets:" not in out and re.search(r"lengths: context \d+ distinct", out)

@@ -136,3 +136,27 @@ def test_activation_checkpointing_gives_the_same_outputs_and_gradients():
         grads.append((out.detach(), vit.blocks[0].attn.qkv.weight.grad.clone()))
     torch.testing.assert_close(grads[0][0], grads[1][0])
     torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
+def test_cpu_bf16_attention_runs_in_fp32(monkeypatch):
+    """Under bf16 autocast on a CPU the attention kernel gets fp32 inputs (CPU flash
+    attention is 2-3x slower in bf16) and the block still returns bf16."""
+    from jepakit_ijepa import vit as vit_module
+
+    seen = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, *args, **kwargs):
+        seen.append(q.dtype)
+        return real(q, k, v, *args, **kwargs)
+
+    monkeypatch.setattr(vit_module.F, "scaled_dot_product_attention", spy)
+    attn = vit_module.Attention(32, 4)
+    x = torch.randn(2, 5, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attn(x)
+    assert seen == [torch.float32] and out.dtype == torch.bfloat16
+    monkeypatch.setattr(vit_module, "CPU_BF16_ATTENTION_IN_FP32", False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        attn(x)
+    assert seen[-1] == torch.bfloat16

@@ -32,6 +32,15 @@ PARAMS: dict[str, Any] = {
         "allow_overlap": st.booleans(),
         "min_keep": st.integers(1, 6),
     }),
+    "multiblock_buckets": st.fixed_dictionaries({
+        "num_targets": st.integers(1, 4),
+        "target_scale": _pair(0.05, 0.25, 0.1),
+        "target_aspect": ASPECT,
+        "context_scale": _pair(0.6, 1.0, 0.4),
+        "allow_overlap": st.booleans(),
+        "min_keep": st.integers(1, 6),
+        "length_buckets": st.integers(1, 4),
+    }),
     "multiblock_official": st.fixed_dictionaries({
         "mode": st.just("official"),
         "num_targets": st.integers(1, 4),
@@ -54,6 +63,11 @@ PARAMS: dict[str, Any] = {
 }
 
 
+def _masker(case: str) -> str:
+    """The masker a PARAMS case checks (``multiblock_official`` -> ``multiblock``)."""
+    return case.partition("_")[0]
+
+
 @pytest.mark.parametrize("name", MASKERS)
 def test_every_registered_masker_conforms_with_its_defaults(name):
     check_masker(REGISTRY, name, max_examples=12)
@@ -61,10 +75,10 @@ def test_every_registered_masker_conforms_with_its_defaults(name):
 
 @pytest.mark.parametrize("case", sorted(PARAMS))
 def test_shipped_maskers_conform_over_their_parameters(case):
-    name = case.removesuffix("_official")
+    name = _masker(case)
     check_masker(REGISTRY, name, PARAMS[case], max_examples=20)
 
 
 def test_every_shipped_masker_has_a_parameter_strategy():
     shipped = {n for n, c in REGISTRY.components("masker").items() if "(jepakit " in c.provider}
-    assert shipped <= {case.removesuffix("_official") for case in PARAMS}
+    assert shipped <= {_masker(case) for case in PARAMS}
