@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from jepakit.compile import compile_modules
 from jepakit.model import build_jepa
 from jepakit.optim import Schedules, build_optimizer
 from jepakit.recipe import load_recipe
@@ -37,6 +38,8 @@ def main() -> int:
     p.add_argument("overrides", nargs="*")
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the modules as train.compile does (the first steps compile)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -46,6 +49,8 @@ def main() -> int:
     dtype = select_dtype(recipe.train.precision, device)
     seed_everything(0)
     model, masker = build_jepa(recipe, default_registry(), device, total_steps=100)
+    if args.compile:
+        compile_modules(model.encoder, model.predictor, model.target_encoder)
     optimizer = build_optimizer(model.trainable(), recipe.optim)
     schedules = Schedules(recipe.optim, recipe.train)
     batch = recipe.train.batch_size
