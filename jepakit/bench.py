@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from jepakit import __version__
-from jepakit.compile import compilations, compile_modules
+from jepakit.compile import compilations, compile_modules, warn_if_unbucketed
 from jepakit.contracts import Masks
 from jepakit.flops import train_step_flops
 from jepakit.model import JEPA, build_jepa
@@ -186,6 +186,8 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
     planned = [masker(batch, meta_model.patch_grid, plan_generator)
                for _ in range(warmup + steps)][warmup:]
     counting = FlopCounting(meta_model, planned, parallel=device.type == "cuda")
+    if compile_model:
+        warn_if_unbucketed(masker, meta_model.patch_grid, batch)
 
     runner = StepRunner(recipe, registry, device, warmup + steps, compile_model)
     model = runner.model
