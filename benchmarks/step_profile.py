@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from jepakit.compile import compile_modules
 from jepakit.data.loader import Batch
 from jepakit.method import build_method
 from jepakit.optim import Schedules, build_optimizer
@@ -38,6 +39,8 @@ def main() -> int:
     p.add_argument("overrides", nargs="*")
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the modules as train.compile does (the first steps compile)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -47,6 +50,8 @@ def main() -> int:
     dtype = select_dtype(recipe.train.precision, device)
     seed_everything(0)
     model, masker = build_method(recipe, default_registry(), device, total_steps=100)
+    if args.compile:
+        compile_modules(*dict(model.named_children()).values())
     optimizer = build_optimizer(model.trainable(), recipe.optim)
     schedules = Schedules(recipe.optim, recipe.train)
     batch = recipe.train.batch_size

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from jepakit import __version__
-from jepakit.compile import compilations, compile_modules
+from jepakit.compile import compilations, compile_modules, warn_if_unbucketed
 from jepakit.contracts import Masks
 from jepakit.data.loader import Batch
 from jepakit.errors import JepakitError
@@ -191,6 +191,8 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
     planned = [masker(batch, grid, plan_generator)
                for _ in range(warmup + steps)][warmup:]
     counting = FlopCounting(meta_model, planned, parallel=device.type == "cuda")
+    if compile_model:
+        warn_if_unbucketed(masker, grid, batch)
 
     runner = StepRunner(recipe, registry, device, warmup + steps, compile_model)
     compile_s = 0.0
