@@ -24,7 +24,7 @@ OVERRIDES = [
     "predictor.params.embed_dim=32", "predictor.params.depth=1", "predictor.params.num_heads=4",
     "train.batch_size=16", f"train.steps={STEPS}", "train.seed=0", "train.device=cpu",
     "train.num_workers=0", "optim.warmup_steps=5",
-    f"logging.every_steps={EVERY}", "logging.progress=false",
+    f"logging.every_steps={EVERY}", "logging.progress=false", "logging.probe_samples=0",
     "checkpoint.every_steps=0", "checkpoint.keep_last=2", "data.params.num_samples=2000",
 ]
 METRIC_KEYS = {"step", "loss", "lr", "momentum", "context_tokens", "target_tokens", "images_per_s"}
