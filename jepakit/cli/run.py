@@ -58,7 +58,16 @@ def summary_line(s: dict) -> str:
         f"({s['images_per_s']:.1f} images/s). Loss went from {s['first_loss']:.4f} (first "
         f"logged step) to {s['final_loss']:.4f}. {bad}Metrics: {s['run_dir']}/metrics.jsonl; "
         f"recipe: {s['run_dir']}/recipe.yaml; checkpoints: {s['run_dir']}/checkpoints/."
+        + probe_line(s)
     )
+
+
+def probe_line(s: dict) -> str:
+    """The end-of-run probe's result, when a plugin put one in the summary."""
+    if "probe_accuracy" not in s:
+        return ""
+    return (f"\nLinear probe on {s['probe_samples']} {s['probe_data']}: "
+            f"{s['probe_accuracy']:.2f} (random init {s['probe_random_init_accuracy']:.2f}).")
 
 
 def launch(args: argparse.Namespace) -> int:

@@ -11,6 +11,8 @@ of it (and a third party could replace it). Configured by its own recipe section
 * ``aim``: recipe, metrics, system info and a picture of sampled masks every
   ``mask_images_every_steps`` steps in an aim run (:mod:`.aim_run`).
 * ``loss_curve``: ``loss.png`` in the run directory at the end (:mod:`.curves`).
+* ``probe_samples``: a linear probe of the trained and of the randomly initialised
+  encoder on held-out labelled images after the last step (:mod:`.probe`).
 
 Only rank 0 does any of this; the monitors' own cost is one no-grad forward pass of
 a few images every ``monitor_every_steps`` steps.
@@ -230,6 +232,11 @@ def jepakit_on_train_end(trainer: Any, summary: dict[str, Any]) -> None:
     watch = _watches.pop(trainer, None)
     if watch is None:
         return
+    samples = settings(trainer).probe_samples
+    if samples and not summary.get("preempted"):
+        from .probe import end_of_run_probe
+
+        summary.update(end_of_run_probe(trainer, samples) or {})
     if watch.aim is not None:
         watch.aim.set("summary", {k: v for k, v in summary.items()
                                   if isinstance(v, (int, float, str, bool)) or v is None})

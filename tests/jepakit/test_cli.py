@@ -112,7 +112,7 @@ def test_run_trains_and_reports(capsys, tmp_path):
         "run", "--run-dir", str(run_dir), TINY, "train.steps=2", "train.batch_size=4",
         "encoder.params.embed_dim=32", "encoder.params.depth=1", "encoder.params.num_heads=2",
         "predictor.params.embed_dim=16", "predictor.params.depth=1",
-        "predictor.params.num_heads=2", "logging.every_steps=1", "logging.progress=false",
+        "predictor.params.num_heads=2", "logging.every_steps=1", "logging.progress=false", "monitors.probe_samples=0",
         "data.params.num_samples=16", "train.device=cpu",
     ])
     assert code == 0
@@ -140,6 +140,6 @@ def test_bad_vit_params_exit_2(override, capsys):
 def test_batch_larger_than_dataset_exits_2(capsys, tmp_path):
     code = main(["run", "--run-dir", str(tmp_path / "run"), TINY, *TINY_MODEL,
                  "data.params.num_samples=4", "train.batch_size=8", "train.steps=1",
-                 "logging.progress=false", "train.device=cpu"])
+                 "logging.progress=false", "monitors.probe_samples=0", "train.device=cpu"])
     assert code == 2
     _one_line_error(capsys.readouterr().err)

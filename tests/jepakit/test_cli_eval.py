@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "eval"))
 from evalkit import TINY, TINY_ENCODER, flat_folder, train_test_folders  # noqa: E402
 
 TRAIN = [*TINY_ENCODER, "train.steps=4", "train.batch_size=8", "data.params.num_samples=64",
-         "logging.every_steps=2", "logging.progress=false", "monitors.aim=false",
+         "logging.every_steps=2", "logging.progress=false", "monitors.probe_samples=0", "monitors.aim=false",
          "train.device=cpu"]
 
 

@@ -268,7 +268,7 @@ def test_third_party_masker_trains(fake_distribution, tiny_recipe):
             "encoder.params.embed_dim=32", "encoder.params.depth=1", "encoder.params.num_heads=2",
             "predictor.params.embed_dim=16", "predictor.params.depth=1",
             "predictor.params.num_heads=2", "train.batch_size=4", "train.steps=2",
-            "logging.every_steps=1", "logging.progress=false", "data.params.num_samples=8",
+            "logging.every_steps=1", "logging.progress=false", "monitors.probe_samples=0", "data.params.num_samples=8",
         ],
         registry=reg,
         write_files=False,

@@ -25,7 +25,7 @@ TINY_MODEL = [
     "encoder.params.embed_dim=32", "encoder.params.depth=1", "encoder.params.num_heads=2",
     "predictor.params.embed_dim=16", "predictor.params.depth=1", "predictor.params.num_heads=2",
     "train.batch_size=8", "data.params.num_samples=40", "logging.every_steps=1",
-    "logging.progress=false", "train.device=cpu",
+    "logging.progress=false", "monitors.probe_samples=0", "train.device=cpu",
 ]
 
 

@@ -16,7 +16,7 @@ SMALL = [
     "encoder.params.image_size=16", "encoder.params.embed_dim=32", "encoder.params.depth=1",
     "encoder.params.num_heads=2", "predictor.params.embed_dim=16", "predictor.params.depth=1",
     "predictor.params.num_heads=2", "train.batch_size=4", "train.num_workers=0",
-    "checkpoint.enabled=false", "logging.every_steps=1", "logging.progress=false",
+    "checkpoint.enabled=false", "logging.every_steps=1", "logging.progress=false", "monitors.probe_samples=0",
     "data.name=webdataset",
 ]
 

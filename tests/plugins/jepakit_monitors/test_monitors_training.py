@@ -15,7 +15,7 @@ from jepakit.errors import ConfigError
 from jepakit.registry import Registry
 
 TRAIN = [*TINY_MODEL, "train.steps=6", "train.batch_size=8", "data.params.num_samples=64",
-         "logging.every_steps=2", "logging.progress=false", "monitors.every_steps=2",
+         "logging.every_steps=2", "logging.progress=false", "monitors.probe_samples=0", "monitors.every_steps=2",
          "monitors.mask_images_every_steps=4", "checkpoint.enabled=false"]
 
 

@@ -90,7 +90,7 @@ def test_trains_from_a_recipe_and_exports_to_timm(registry, tiny_recipe, tmp_pat
         "predictor.params.embed_dim=24", "predictor.params.depth=1",
         "predictor.params.num_heads=3", "masker.params.min_keep=1",
         "train.steps=2", "train.batch_size=4", "logging.every_steps=1",
-        "logging.progress=false", "data.params.num_samples=8",
+        "logging.progress=false", "monitors.probe_samples=0", "data.params.num_samples=8",
     ], registry=registry, write_files=False)
     summary = trainer.fit()
     assert summary["steps"] == 2 and torch.isfinite(torch.tensor(summary["final_loss"]))
