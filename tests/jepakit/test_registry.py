@@ -312,3 +312,36 @@ def test_broken_entry_point_is_a_registry_error(tmp_path, monkeypatch):
     )
     with pytest.raises(RegistryError, match="fake-jepakit-plugin"):
         Registry()
+
+
+def test_a_misspelt_hook_name_is_an_error_not_silence():
+    """pluggy's check_pending: `jepakit_masker` (no s) matches no hook spec."""
+
+    class Misspelt:
+        @jepakit.hookimpl
+        def jepakit_masker(self):
+            return []
+
+    with pytest.raises(jepakit.RegistryError,
+                       match=r"implements 'jepakit_masker', which is not a jepakit hook "
+                             r"\(did you mean 'jepakit_maskers'\?\)"):
+        Registry(plugins=[Misspelt()])
+
+
+def test_a_bare_component_instead_of_a_list_is_a_one_line_error():
+    class Bare:
+        @jepakit.hookimpl
+        def jepakit_losses(self):
+            return jepakit.Component("bare", object, object)
+
+    with pytest.raises(jepakit.RegistryError, match="must return a list of jepakit.Component"):
+        Registry(plugins=[Bare()]).components("loss")
+
+
+def test_every_kind_has_its_generated_registration_hook():
+    from jepakit.kinds import KINDS
+
+    hooks = Registry().plugin_manager.hook
+    for kind in KINDS:
+        assert getattr(hooks, kind.hook).spec is not None, kind.hook
+        assert kind.example.split("(")[0] in getattr(hooks, kind.hook).spec.function.__doc__
