@@ -28,7 +28,6 @@ import time
 from typing import Any
 
 
-
 def estimate_gb(n: int, d: int, test: int) -> float:
     """Features (fp16) plus the solver's working set: primal d x d (float64 and its
     eigenvectors, float32 whitened features), or span n x n (Gram, eigenvectors, the
