@@ -178,26 +178,31 @@ def eval_command(args: argparse.Namespace) -> int:
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(source)
     progress = sys.stderr.isatty()
     result = _run_one(args, source, device, cache_dir, progress)
-    lines = [summary_line(result)]
-    if args.controls:
+    out = _json_path(args, source, result["layers"])
+    _write(out, result)
+    print(summary_line(result) + (f" -> {out}" if out else ""), flush=True)
+    if args.controls:  # each printed as soon as it is done: they cost as much as the result
         if args.protocol == "attentive" and getattr(args, "patch", None) is None \
                 and source.encoder is not None:
             args.patch = pixel_patch(source)  # pixel tokens on the encoder's patch grid
-        result["controls"] = [_run_one(args, c, device, cache_dir, progress)
-                              for c in control_sources(source)]
-        lines += [f"  control: {summary_line(c)}" for c in result["controls"]]
+        result["controls"] = []
+        for control in control_sources(source):
+            result["controls"].append(_run_one(args, control, device, cache_dir, progress))
+            print(f"  control: {summary_line(result['controls'][-1])}", flush=True)
+            _write(out, result)
         if not result["controls"]:
-            lines.append("  control: none (raw pixels are the baseline itself)")
-    out = _json_path(args, source, result["layers"])
-    if out is not None:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=2) + "\n")
-        except OSError as exc:
-            raise JepakitError(f"cannot write {out}: {exc.strerror or exc}") from None
-    lines[0] += f" -> {out}" if out else ""
-    print("\n".join(lines))
+            print("  control: none (raw pixels are the baseline itself)")
     return 0
+
+
+def _write(out: Path | None, result: dict[str, Any]) -> None:
+    if out is None:
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    except OSError as exc:
+        raise JepakitError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def default_workers() -> int:

@@ -20,7 +20,12 @@ def rankme(z: torch.Tensor, eps: float = EPS) -> float:
     """Effective rank of ``z`` [N, D] (rows are samples); at most ``min(N, D)``."""
     if z.dim() != 2:
         raise ValueError(f"rankme expects [N, D], got {tuple(z.shape)}")
-    s = torch.linalg.svdvals(z.detach().double())
+    return rankme_of_singular_values(torch.linalg.svdvals(z.detach().double()), eps)
+
+
+def rankme_of_singular_values(s: torch.Tensor, eps: float = EPS) -> float:
+    """:func:`rankme` from the singular values (e.g. the square roots of a Gram
+    matrix's eigenvalues, when the matrix itself is too wide to decompose)."""
     total = s.sum()
     if not bool(total > 0):
         return 0.0

@@ -127,3 +127,16 @@ def test_low_shot_sweeps_only_with_enough_held_out_images():
         assert bool(r["val_accuracy_by_weight_decay"]) == swept
         assert swept or r["weight_decay"] == 1e-3
     assert MIN_VALIDATION == 100
+
+
+def test_sample_rankme_of_wide_features_matches_the_direct_one():
+    """Wider than tall (raw 224 px pixels): RankMe through the Gram matrix, no d x d work."""
+    from jepakit.eval.protocols import sample_rankme
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 20, generator=g) @ torch.randn(20, 900, generator=g)
+    idx = torch.arange(0, 300, 2)
+    z = x[idx].double()
+    assert sample_rankme(x, idx) == pytest.approx(rankme(z - z.mean(0)), rel=1e-6)
+    assert sample_rankme(x[:, :100], idx) == pytest.approx(
+        rankme(z[:, :100] - z[:, :100].mean(0)), rel=1e-9)
