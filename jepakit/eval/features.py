@@ -160,7 +160,7 @@ def from_checkpoint(path: str | Path, registry: Any = None, head: Head = "backbo
 
 
 def _what(head: str) -> str:
-    return "target encoder" if head == "backbone" else "target encoder + projector"
+    return "encoder" if head == "backbone" else "encoder + projector"
 
 
 def _suffix(head: str) -> str:
