@@ -27,8 +27,9 @@ def _registration_spec(kind: Kind) -> Callable[[], Iterable[Component]]:
         raise NotImplementedError  # a spec is never called; pluggy calls the plugins
 
     spec.__name__ = spec.__qualname__ = kind.hook
+    where = f"recipe section ``{kind.section}``" if kind.section else "not in recipes"
     spec.__doc__ = (
-        f"Register {kind.name} components (recipe section ``{kind.section}``): "
+        f"Register {kind.name} components ({where}): "
         f"``{kind.factory}``.\n\n    Example::\n\n        @jepakit.hookimpl\n"
         f"        def {kind.hook}():\n            return [{kind.example}]\n    "
     )

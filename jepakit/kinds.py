@@ -20,8 +20,8 @@ class Kind:
     """As used by ``jepakit.create(kind, name)`` and in messages."""
     hook: str
     """The registration hook plugins implement, returning ``jepakit.Component`` specs."""
-    section: str
-    """The recipe section that names this kind's component."""
+    section: str | None
+    """The recipe section that names this kind's component (None: not a training part)."""
     contract: type | None
     """The protocol components of this kind fit (``jepakit/contracts.py``)."""
     factory: str
@@ -58,8 +58,15 @@ KINDS: tuple[Kind, ...] = (
          "factory(config, *, image_size: int, in_chans: int, seed: int, views) -> torch "
          "dataset of image tensors [C, H, W] (or lists of views) or (image, label) pairs",
          'jepakit.Component("my_images", MyImages, MyImagesConfig)'),
+    Kind("converter", "jepakit_converters", None, None,
+         "factory(config, *, source: Path, output: Path, overwrite: bool) -> list of report "
+         "lines; reads a foreign checkpoint with weights_only=True and writes a jepakit "
+         "weights file (`jepakit convert NAME IN OUT key=value ...`)",
+         'jepakit.Component("mae-official", convert_mae, MAEConvertConfig)'),
 )
+RECIPE_KINDS: tuple[Kind, ...] = tuple(k for k in KINDS if k.section is not None)
+"""The kinds a recipe names, one section each."""
 
 BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
-BY_SECTION: dict[str, Kind] = {k.section: k for k in KINDS}
+BY_SECTION: dict[str, Kind] = {k.section: k for k in RECIPE_KINDS if k.section}
 NAMES: tuple[str, ...] = tuple(BY_NAME)

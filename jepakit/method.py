@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from jepakit.contracts import Masker
-from jepakit.kinds import KINDS
+from jepakit.kinds import RECIPE_KINDS
 from jepakit.losses import LossTerms
 from jepakit.recipe import Recipe, method_components
 
@@ -34,7 +34,7 @@ def build_method(recipe: Recipe, registry: Any, device: torch.device | str = "cp
     uses = method_components(registry, method_spec.name)
     parts: dict[str, Any] = {}
     with torch.device(device):
-        for kind in KINDS:
+        for kind in RECIPE_KINDS:
             if kind.name in BUILT_BY_ENGINE or kind.name not in uses or not recipe.has(kind.name):
                 continue
             if kind.many:

@@ -22,7 +22,7 @@ from attrs import validators as v
 from jepakit.config import check, field_types, structure, unstructure
 from jepakit.data.views import ViewGroup
 from jepakit.errors import ConfigError, JepakitError, did_you_mean
-from jepakit.kinds import BY_NAME, BY_SECTION, KINDS
+from jepakit.kinds import BY_NAME, BY_SECTION, RECIPE_KINDS, Kind
 
 
 @attrs.define
@@ -114,14 +114,21 @@ class LoggingConfig:
     progress: bool = True
 
 
+def _sec(kind: Kind) -> str:
+    """The recipe section of a kind that has one (every kind in ``RECIPE_KINDS``)."""
+    if kind.section is None:
+        raise ConfigError(f"a recipe has no section for {kind.name} components")
+    return kind.section
+
+
 def _with_component_sections(cls: type) -> type:
     """One optional section per component kind (``jepakit/kinds.py``), added before attrs
     builds the class, so that a new kind needs no edit here. Which sections a recipe
     must have is the method's to say (:func:`resolve_components`)."""
-    for kind in KINDS:
+    for kind in RECIPE_KINDS:
         many = " | list[ComponentSpec]" if kind.many else ""
-        cls.__annotations__[kind.section] = f"ComponentSpec{many} | None"
-        setattr(cls, kind.section, None)
+        cls.__annotations__[_sec(kind)] = f"ComponentSpec{many} | None"
+        setattr(cls, _sec(kind), None)
     return cls
 
 
@@ -150,16 +157,16 @@ class Recipe:
     def __attrs_post_init__(self) -> None:
         check(self.optim.warmup_epochs is None or self.train.samples_per_epoch is not None,
               "optim.warmup_epochs needs train.samples_per_epoch (images in one epoch)")
-        for kind in KINDS:
+        for kind in RECIPE_KINDS:
             if kind.many:
                 continue
-            spec = getattr(self, kind.section)
+            spec = getattr(self, _sec(kind))
             check(spec is None or spec.weight == 1.0,
-                  f"{kind.section}.weight: only loss terms have a weight")
+                  f"{_sec(kind)}.weight: only loss terms have a weight")
 
     def specs(self, kind: str) -> list[ComponentSpec]:
         """The components of ``kind`` the recipe names (none, one, or a list of terms)."""
-        value = getattr(self, BY_NAME[kind].section)
+        value = getattr(self, _sec(BY_NAME[kind]))
         if value is None:
             return []
         return list(value) if isinstance(value, list) else [value]
@@ -168,13 +175,13 @@ class Recipe:
         """The one component of ``kind``; a ConfigError when the recipe names none."""
         specs = self.specs(kind)
         if len(specs) != 1:
-            section = BY_NAME[kind].section
+            section = _sec(BY_NAME[kind])
             raise ConfigError(f"{section}: expected one {kind} component, the recipe names "
                               f"{len(specs)}")
         return specs[0]
 
     def has(self, kind: str) -> bool:
-        return getattr(self, BY_NAME[kind].section) is not None
+        return getattr(self, _sec(BY_NAME[kind])) is not None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -319,11 +326,11 @@ def resolve_components(recipe: Recipe, registry: Any = None) -> Recipe:
     from jepakit.registry import default_registry
 
     registry = registry or default_registry()
-    for kind in KINDS:
+    for kind in RECIPE_KINDS:
         specs = recipe.specs(kind.name)
         for i, spec in enumerate(specs):
-            where = f"{kind.section}[{i}]" if isinstance(getattr(recipe, kind.section), list) \
-                else kind.section
+            where = f"{_sec(kind)}[{i}]" if isinstance(getattr(recipe, _sec(kind)), list) \
+                else _sec(kind)
             try:
                 registry.get(kind.name, spec.name)
             except JepakitError as exc:
@@ -332,18 +339,18 @@ def resolve_components(recipe: Recipe, registry: Any = None) -> Recipe:
                                                       f"{where}.params"))
     for required in ("method", "dataset"):
         if not recipe.has(required):
-            raise ConfigError(f"missing required key(s): {BY_NAME[required].section}")
+            raise ConfigError(f"missing required key(s): {_sec(BY_NAME[required])}")
     method = recipe.spec("method").name
     uses = method_components(registry, method)
-    for kind in KINDS:
+    for kind in RECIPE_KINDS:
         if kind.name in ("method", "dataset"):
             continue
         if uses.get(kind.name) and not recipe.has(kind.name):
-            raise ConfigError(f"{kind.section}: method '{method}' needs a {kind.name}; add a "
-                              f"'{kind.section}:' section naming one")
+            raise ConfigError(f"{_sec(kind)}: method '{method}' needs a {kind.name}; add a "
+                              f"'{_sec(kind)}:' section naming one")
         if kind.name not in uses and recipe.has(kind.name):
             used = ", ".join(sorted(uses)) or "none"
-            raise ConfigError(f"{kind.section}: method '{method}' does not use a {kind.name} "
+            raise ConfigError(f"{_sec(kind)}: method '{method}' does not use a {kind.name} "
                               f"(it is built from: {used}); remove the section")
     return recipe
 
@@ -361,9 +368,9 @@ def method_components(registry: Any, method: str) -> dict[str, bool]:
 def dump_recipe(recipe: Recipe) -> str:
     data = unstructure(recipe)
     data.update(data.pop("sections", None) or {})  # plugin sections at the top level
-    for kind in KINDS:  # leave out absent sections and the default weight of single ones
-        if data.get(kind.section) is None:
-            data.pop(kind.section, None)
-        elif isinstance(data[kind.section], dict) and data[kind.section].get("weight") == 1.0:
-            del data[kind.section]["weight"]
+    for kind in RECIPE_KINDS:  # leave out absent sections and the default weight of single ones
+        if data.get(_sec(kind)) is None:
+            data.pop(_sec(kind), None)
+        elif isinstance(data[_sec(kind)], dict) and data[_sec(kind)].get("weight") == 1.0:
+            del data[_sec(kind)]["weight"]
     return yaml.safe_dump(data, sort_keys=False)

@@ -1,12 +1,12 @@
-"""``jepakit convert FORMAT IN OUT``: foreign checkpoints -> a jepakit weights file.
+"""``jepakit convert NAME IN OUT [key=value ...]``: a foreign checkpoint -> a jepakit
+weights file, by a converter a plugin registers (``jepakit_converters``)::
 
     jepakit convert ijepa-official IN1K-vit.h.14-300e.pth.tar vith14.pt
     jepakit export vith14.pt --format timm vith14-timm/
 
-``ijepa-official`` reads the official I-JEPA training checkpoint (keys ``encoder``,
-``predictor``, ``target_encoder``, ``opt``, ...; ``module.`` prefixes from DDP) with
-``torch.load(weights_only=True)`` and writes jepakit's ``vit`` encoder, target encoder
-and ``ijepa`` predictor with their recipe sections (docs/interop.md).
+``jepakit plugins --kind converter`` lists the installed converters. ``key=value``
+settings are checked against the converter's config class, like component params; the
+converter must read with ``torch.load(weights_only=True)`` (docs/interop.md).
 """
 
 from __future__ import annotations
@@ -15,54 +15,48 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from jepakit.errors import JepakitError, did_you_mean
+import yaml
 
-FORMATS = ("ijepa-official",)
+from jepakit.errors import ConfigError, JepakitError
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("convert", help="convert a foreign checkpoint (official I-JEPA) to jepakit")
-    p.add_argument("source_format", metavar="FORMAT", help=f"one of: {', '.join(FORMATS)}")
+    p = sub.add_parser("convert", help="convert a foreign checkpoint to jepakit (converters "
+                                       "come from plugins: jepakit plugins --kind converter)")
+    p.add_argument("source_format", metavar="NAME", help="a registered converter, e.g. "
+                                                          "ijepa-official")
     p.add_argument("input", metavar="IN", help="the checkpoint to read")
     p.add_argument("output", metavar="OUT", help="the jepakit weights file to write (.pt)")
-    p.add_argument("--num-heads", type=int, default=None,
-                   help="attention heads, for widths that are not an official model size")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="image size, only for checkpoints that store no position table")
+    p.add_argument("settings", nargs="*", metavar="key=value",
+                   help="converter settings (ijepa-official: num_heads=N, image_size=N)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=convert_command)
 
 
-def convert_command(args: argparse.Namespace) -> int:
-    if args.source_format not in FORMATS:
-        raise JepakitError(f"unknown checkpoint format '{args.source_format}'"
-                           f"{did_you_mean(args.source_format, FORMATS)}; "
-                           f"valid: {', '.join(FORMATS)}")
-    for flag in ("num_heads", "image_size"):
-        value = getattr(args, flag)
-        if value is not None and value <= 0:
-            raise JepakitError(f"--{flag.replace('_', '-')} must be > 0, got {value}")
-    from jepakit.interop import convert_ijepa_official
+def _settings(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"converter setting '{pair}': expected key=value")
+        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    return out
 
+
+def convert_command(args: argparse.Namespace) -> int:
+    from jepakit.registry import default_registry
+
+    registry = default_registry()
+    try:
+        component = registry.get("converter", args.source_format)
+    except JepakitError as exc:
+        raise JepakitError(str(exc).replace("unknown converter", "unknown checkpoint format")) from None
+    config = registry.config("converter", component.name, _settings(args.settings),
+                             path=f"convert {component.name}")
     if not Path(args.input).is_file():
         raise JepakitError(f"checkpoint not found: {args.input}")
-    print(f"reading {args.input} (official I-JEPA layout)", flush=True)
-    report = convert_ijepa_official(args.input, args.output, num_heads=args.num_heads,
-                                    image_size=args.image_size, overwrite=args.overwrite)
-    enc = report.encoder
-    grid = enc["image_size"] // enc["patch_size"]
-    print(f"encoder: vit width {enc['embed_dim']}, depth {enc['depth']}, heads "
-          f"{enc['num_heads']}, patch {enc['patch_size']}, {enc['image_size']} px "
-          f"({grid}x{grid} grid)")
-    if report.predictor:
-        pred = report.predictor
-        print(f"predictor: ijepa width {pred['embed_dim']}, depth {pred['depth']}, heads "
-              f"{pred['num_heads']}")
-    else:
-        print("predictor: none in the checkpoint")
-    print(f"position tables match jepakit's sin-cos (max difference {report.pos_embed_error:.2g})")
-    if report.ignored:
-        print(f"not converted: {', '.join(report.ignored)}")
-    epoch = f" (epoch {report.epoch})" if report.epoch is not None else ""
-    print(f"wrote {report.output}{epoch}")
+    print(f"reading {args.input} ({component.name}, from {component.provider})", flush=True)
+    for line in component.factory(config, source=Path(args.input), output=Path(args.output),
+                                  overwrite=args.overwrite):
+        print(line)
     return 0

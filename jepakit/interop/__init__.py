@@ -1,6 +1,6 @@
-"""Weights in and out of jepakit: official I-JEPA checkpoints in, encoders out.
+"""Weights in and out of jepakit: encoders out (checkpoint converters are plugins:
+``jepakit_converters``, ``jepakit convert NAME IN OUT``).
 
-    convert_ijepa_official(src, dst)       the official layout -> a jepakit weights file
     load_source(run_dir_or_checkpoint)     a run's newest checkpoint, or one file
     encoder_from_state(state)              rebuild the (target) encoder it holds
     export_safetensors(encoder, spec, out) the encoder as safetensors (+ its recipe section)
@@ -17,11 +17,8 @@ from jepakit.interop.export import (
     load_source,
     timm_layout,
 )
-from jepakit.interop.ijepa_official import ConversionReport, convert_ijepa_official
 
 __all__ = [
-    "ConversionReport",
-    "convert_ijepa_official",
     "encoder_from_state",
     "export_safetensors",
     "export_timm",

@@ -31,7 +31,7 @@ from torch import nn
 
 from jepakit import __version__, checkpoint
 from jepakit.errors import JepakitError
-from jepakit.interop.ijepa_official import mlp_ratio, one_line_reason
+from jepakit.interop.weights import mlp_ratio, one_line_reason
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -12,6 +12,7 @@ from .ema import EMAConfig, EMATargetUpdater
 from .losses import L2Loss, RegressionLossConfig, SmoothL1Loss
 from .method import IJEPA, IJEPAConfig
 from .multiblock import MultiBlockConfig, MultiBlockMasker
+from .official import OfficialConvertConfig, convert_official
 from .predictor import Predictor, PredictorConfig
 from .vit import VisionTransformer, ViTConfig
 
@@ -30,6 +31,12 @@ EXAMPLE_RECIPE = {
 @jepakit.hookimpl
 def jepakit_methods() -> list[jepakit.Component]:
     return [jepakit.Component("ijepa", IJEPA, IJEPAConfig, example=EXAMPLE_RECIPE)]
+
+
+@jepakit.hookimpl
+def jepakit_converters() -> list[jepakit.Component]:
+    """The official I-JEPA training checkpoint (Assran et al. 2023) -> jepakit weights."""
+    return [jepakit.Component("ijepa-official", convert_official, OfficialConvertConfig)]
 
 
 @jepakit.hookimpl

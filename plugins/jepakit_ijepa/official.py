@@ -33,6 +33,7 @@ import torch
 
 from jepakit import __version__, checkpoint
 from jepakit.errors import JepakitError
+from jepakit.interop.weights import mlp_ratio, one_line_reason
 from jepakit.ops import sincos_pos_embed_2d
 
 HEADS_BY_WIDTH = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
@@ -87,16 +88,6 @@ def _depth(state: Mapping[str, torch.Tensor], prefix: str) -> int:
     return len(ids)
 
 
-def mlp_ratio(hidden: int, dim: int) -> float:
-    """A ratio with ``int(dim * ratio) == hidden``, as the ViTs compute the MLP width."""
-    ratio = hidden / dim
-    for _ in range(4):
-        if int(dim * ratio) == hidden:
-            return ratio
-        ratio = math.nextafter(ratio, math.inf)
-    raise JepakitError(f"cannot express an MLP width of {hidden} for width {dim} as a ratio")
-
-
 def _check_pos(table: torch.Tensor | None, dim: int, grid: tuple[int, int], what: str) -> float:
     if table is None:
         return 0.0
@@ -124,7 +115,7 @@ def encoder_params(state: Mapping[str, torch.Tensor], num_heads: int | None = No
     heads = num_heads or HEADS_BY_WIDTH.get(dim)
     if heads is None:
         raise JepakitError(f"width {dim} is not an official I-JEPA model size: give the number "
-                           "of attention heads (--num-heads), no weight records it")
+                           "of attention heads (num_heads=N), no weight records it")
     if "pos_embed" in state:
         n = state["pos_embed"].reshape(-1, dim).shape[0]
         side = math.isqrt(n)
@@ -179,16 +170,6 @@ def predictor_state(state: Mapping[str, torch.Tensor], params: Mapping[str, Any]
                 break
         out[name] = value
     return out, error
-
-
-def one_line_reason(exc: Exception | str) -> str:
-    """One line out of torch.load's multi-line messages: the unpickler's own reason."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for i, line in enumerate(lines):
-        if line.startswith("WeightsUnpickler error:"):
-            rest = line[len("WeightsUnpickler error:"):].strip()
-            return rest or (lines[i + 1] if i + 1 < len(lines) else line)
-    return lines[0] if lines else "unknown reason"
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -272,3 +253,40 @@ def convert_ijepa_official(src: str | Path, dst: str | Path, *, num_heads: int |
     checkpoint.save_atomic(out, dst)
     return ConversionReport(output=dst, encoder=params, predictor=pred_params, epoch=epoch,
                             ignored=ignored, pos_embed_error=max(err_t, err_o, err_p))
+
+
+@attrs.define
+class OfficialConvertConfig:
+    """``jepakit convert ijepa-official IN OUT [num_heads=N] [image_size=N]``."""
+
+    num_heads: int | None = attrs.field(default=None, validator=attrs.validators.optional(
+        attrs.validators.gt(0)))
+    """Attention heads, for widths that are not an official model size."""
+    image_size: int | None = attrs.field(default=None, validator=attrs.validators.optional(
+        attrs.validators.gt(0)))
+    """Image size, only for checkpoints that store no position table."""
+
+
+def convert_official(config: OfficialConvertConfig, *, source: Path, output: Path,
+                     overwrite: bool = False) -> list[str]:
+    """The registered converter (``jepakit_converters``): converts and reports in lines."""
+    report = convert_ijepa_official(source, output, num_heads=config.num_heads,
+                                    image_size=config.image_size, overwrite=overwrite)
+    enc = report.encoder
+    grid = enc["image_size"] // enc["patch_size"]
+    lines = [f"encoder: vit width {enc['embed_dim']}, depth {enc['depth']}, heads "
+             f"{enc['num_heads']}, patch {enc['patch_size']}, {enc['image_size']} px "
+             f"({grid}x{grid} grid)"]
+    if report.predictor:
+        pred = report.predictor
+        lines.append(f"predictor: ijepa width {pred['embed_dim']}, depth {pred['depth']}, "
+                     f"heads {pred['num_heads']}")
+    else:
+        lines.append("predictor: none in the checkpoint")
+    lines.append(f"position tables match jepakit's sin-cos (max difference "
+                 f"{report.pos_embed_error:.2g})")
+    if report.ignored:
+        lines.append(f"not converted: {', '.join(report.ignored)}")
+    epoch = f" (epoch {report.epoch})" if report.epoch is not None else ""
+    lines.append(f"wrote {report.output}{epoch}")
+    return lines

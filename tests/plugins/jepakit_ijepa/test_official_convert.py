@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from jepakit_ijepa.official import convert_ijepa_official
 
 from jepakit import checkpoint
 from jepakit.cli import main
 from jepakit.errors import JepakitError
-from jepakit.interop import convert_ijepa_official, encoder_from_state
+from jepakit.interop import encoder_from_state
 
 torch.set_num_threads(1)
 
@@ -266,7 +267,7 @@ def test_other_widths_need_the_head_count(official, tmp_path):
     narrow["pos_embed"] = reference_sincos(64, SIDE).unsqueeze(0)
     src = tmp_path / "narrow.pth.tar"
     torch.save({"encoder": narrow}, src)
-    with pytest.raises(JepakitError, match="--num-heads"):
+    with pytest.raises(JepakitError, match="num_heads=N"):
         convert_ijepa_official(src, tmp_path / "a.pt")
     report = convert_ijepa_official(src, tmp_path / "b.pt", num_heads=4)
     assert report.encoder["num_heads"] == 4 and report.predictor is None
