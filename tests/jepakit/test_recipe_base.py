@@ -106,7 +106,7 @@ def test_cycles_and_missing_bases_are_clear_errors(tmp_path):
 
 
 def test_the_ablations_are_a_few_lines_over_the_tiny_recipe(repo_root):
-    for path in sorted((repo_root / "recipes" / "ablations").glob("*.yaml")):
+    for path in sorted((repo_root / "recipes" / "ablations").glob("table*.yaml")):
         data = yaml.safe_load(path.read_text())
         assert data["base"] == "../ijepa_tiny.yaml" and set(data) == {"base", "name", "masker"}
 
@@ -116,5 +116,5 @@ def test_recipe_show_prints_the_merged_recipe(repo_root, capsys):
     assert main(["recipe", "show", str(path)]) == 0
     shown = yaml.safe_load(capsys.readouterr().out)
     assert "base" not in shown and shown["masker"]["name"] == "block"
-    assert shown["encoder"] == unstructure(load_recipe(repo_root / "recipes" /
-                                                       "ijepa_tiny.yaml").encoder)
+    encoder = unstructure(load_recipe(repo_root / "recipes" / "ijepa_tiny.yaml").encoder)
+    assert shown["encoder"] == {k: v for k, v in encoder.items() if k != "weight"}
