@@ -30,7 +30,7 @@ from jepakit.data.loader import Batch, Epochs, MaskStream, build_loader
 from jepakit.errors import ConfigError, JepakitError
 from jepakit.faults import NonFiniteWatch, PreemptionFlag
 from jepakit.flops import mask_sizes
-from jepakit.method import build_method, input_shape
+from jepakit.method import build_method, input_shape, load_module_states, module_states
 from jepakit.optim import Schedules, build_optimizer
 from jepakit.recipe import Recipe, dump_recipe, load_recipe
 from jepakit.registry import Registry, default_registry
@@ -246,27 +246,6 @@ class Trainer:
             "run_dir": str(self.run_dir) if self.run_dir else None,
             **self.data_health.summary(),
         }
-
-
-def module_states(method: torch.nn.Module) -> dict[str, Any]:
-    """Each module the method owns, by attribute name (``encoder``, ``target_encoder``,
-    ...); a module shared under two names (a target that is the online encoder) once."""
-    return {name: child.state_dict() for name, child in method.named_children()}
-
-
-def load_module_states(method: Any, state: dict[str, Any]) -> None:
-    """The inverse of :func:`module_states` plus the method's extra state; a checkpoint
-    from before methods existed keeps its target updater state at the top level."""
-    for name, child in method.named_children():
-        if name not in state:
-            raise JepakitError(f"the checkpoint holds no '{name}' weights for this recipe's "
-                               f"method (it holds: {', '.join(sorted(map(str, state)))})")
-        child.load_state_dict(state[name])
-    extra = state.get("method_state")
-    if extra is None and "target_updater" in state:
-        extra = {"target_updater": state["target_updater"]}
-    if extra is not None:
-        method.load_extra_state(extra)
 
 
 def _any_rank(flag: bool) -> bool:

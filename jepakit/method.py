@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from jepakit.contracts import Masker
+from jepakit.errors import JepakitError
 from jepakit.kinds import RECIPE_KINDS
 from jepakit.losses import LossTerms
 from jepakit.recipe import Recipe, method_components
@@ -74,3 +75,24 @@ def input_shape(method: nn.Module) -> tuple[int, int, int]:
     encoder = getattr(method, "encoder")  # noqa: B009 (contract attribute)
     h, w = encoder.image_size
     return int(encoder.in_chans), int(h), int(w)
+
+
+def module_states(method: nn.Module) -> dict[str, Any]:
+    """Each module the method owns, by attribute name (``encoder``, ``target_encoder``,
+    ...); a module shared under two names (a target that is the online encoder) once."""
+    return {name: child.state_dict() for name, child in method.named_children()}
+
+
+def load_module_states(method: Any, state: dict[str, Any]) -> None:
+    """The inverse of :func:`module_states` plus the method's extra state; a checkpoint
+    from before methods existed keeps its target updater state at the top level."""
+    for name, child in method.named_children():
+        if name not in state:
+            raise JepakitError(f"the checkpoint holds no '{name}' weights for this recipe's "
+                               f"method (it holds: {', '.join(sorted(map(str, state)))})")
+        child.load_state_dict(state[name])
+    extra = state.get("method_state")
+    if extra is None and "target_updater" in state:
+        extra = {"target_updater": state["target_updater"]}
+    if extra is not None:
+        method.load_extra_state(extra)

@@ -114,7 +114,7 @@ def plain_target(model: Any, state: dict[str, Any] | None = None) -> nn.Module:
     updater's own module may be hooked to answer with something else (data2vec's
     average of layers); the method returns the plain module with its weights."""
     if state is not None:
-        from jepakit.engine import load_module_states
+        from jepakit.method import load_module_states
 
         load_module_states(model, state)
     encoder: nn.Module = model.eval_encoder()

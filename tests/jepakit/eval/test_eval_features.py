@@ -137,7 +137,7 @@ def test_hooked_target_module_is_read_as_a_plain_encoder_with_the_target_weights
     with torch.no_grad():
         for p in model.target_encoder.parameters():
             p.add_(0.01 * torch.randn_like(p))  # target weights differ from the online ones
-    from jepakit.engine import module_states
+    from jepakit.method import module_states
 
     state = module_states(model)
     encoder = F.encoder_from_recipe(recipe, state=state)

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from jepakit.data import stream
+from jepakit.data.badsamples import tally
+from jepakit.data.shards import make_shards
 from jepakit.data.stream import RawSample
 
 
@@ -54,3 +57,21 @@ def as_worker(monkeypatch, rank: int, world: int, worker: int, workers: int) -> 
         m.setenv("WORLD_SIZE", str(world))
         m.setattr(stream, "worker_and_count", lambda: (worker, workers))
         yield
+
+
+# Fixtures shared by the data-source test modules (a second conftest.py would shadow
+# tests/conftest.py for `from conftest import ...`).
+@pytest.fixture(autouse=True)
+def clean_tally():  # imported by the data-source test modules (autouse there)
+    """Each test starts and ends with no good/bad sample counts pending."""
+    tally.drain()
+    yield
+    tally.drain()
+
+
+def labelled_shards(root: Path) -> Path:
+    """12 labelled images (3 classes) in 6 shards of 2 under ``root``; the folder holding
+    index.json."""
+    image_folder(root / "src", per_class=4)
+    make_shards(root / "src", root / "out", shard_size=2, progress=False)
+    return root / "out"

@@ -9,13 +9,11 @@ import pytest
 import torch
 import yaml
 from jepakit_data.synthetic import SyntheticConfig, SyntheticImages
-from shardkit import image_folder
+from shardkit import clean_tally, image_folder, labelled_shards  # noqa: F401 (clean_tally: autouse fixture)
 
 import jepakit
-from jepakit.data.badsamples import tally
 from jepakit.data.decode import ImageDecoder
 from jepakit.data.loader import Batch, Epochs, build_loader
-from jepakit.data.shards import make_shards
 from jepakit.data.views import ViewGroup
 from jepakit.errors import ConfigError
 from jepakit.recipe import load_recipe
@@ -25,20 +23,10 @@ GROUPS = [ViewGroup(size=12, count=2, crop_scale=(0.3, 1.0)),
 SHAPES = [(12, 12)] * 2 + [(6, 6)] * 3
 
 
-@pytest.fixture(autouse=True)
-def clean_tally():
-    tally.drain()
-    yield
-    tally.drain()
-
-
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
     """12 labelled images (3 classes) in 6 shards of 2."""
-    root = tmp_path_factory.mktemp("wds_views")
-    image_folder(root / "src", per_class=4)
-    make_shards(root / "src", root / "out", shard_size=2, progress=False)
-    return root / "out" / "index.json"
+    return labelled_shards(tmp_path_factory.mktemp("wds_views")) / "index.json"
 
 
 def synthetic(registry, seed: int = 0, views=GROUPS, num_samples: int = 12):

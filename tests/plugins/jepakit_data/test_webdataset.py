@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from jepakit_data.webdataset import TarShards, WebDatasetConfig, make_webdataset
-from shardkit import KeyDecoder, as_worker, image_folder, write_image
+from shardkit import KeyDecoder, as_worker, clean_tally, image_folder, labelled_shards, write_image  # noqa: F401 (clean_tally: autouse fixture)
 
 from jepakit.data.badsamples import tally
 from jepakit.data.loader import build_loader
@@ -16,20 +16,10 @@ from jepakit.data.shards import make_shards
 from jepakit.errors import ConfigError, JepakitError
 
 
-@pytest.fixture(autouse=True)
-def clean_tally():
-    tally.drain()
-    yield
-    tally.drain()
-
-
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
     """12 labelled images (3 classes) in 6 shards of 2."""
-    root = tmp_path_factory.mktemp("wds")
-    image_folder(root / "src", per_class=4)
-    make_shards(root / "src", root / "out", shard_size=2, progress=False)
-    return root / "out"
+    return labelled_shards(tmp_path_factory.mktemp("wds"))
 
 
 def dataset(urls, **params) -> TarShards:

@@ -23,24 +23,19 @@ def _pair(lo: float, hi: float, width: float) -> st.SearchStrategy[list[float]]:
 
 ASPECT = st.tuples(st.floats(0.3, 1.0), st.floats(1.0, 3.0)).map(list)
 
+MULTIBLOCK: dict[str, st.SearchStrategy[Any]] = {
+    "num_targets": st.integers(1, 4),
+    "target_scale": _pair(0.05, 0.25, 0.1),
+    "target_aspect": ASPECT,
+    "context_scale": _pair(0.6, 1.0, 0.4),
+    "allow_overlap": st.booleans(),
+    "min_keep": st.integers(1, 6),
+}
+
 PARAMS: dict[str, Any] = {
-    "multiblock": st.fixed_dictionaries({
-        "num_targets": st.integers(1, 4),
-        "target_scale": _pair(0.05, 0.25, 0.1),
-        "target_aspect": ASPECT,
-        "context_scale": _pair(0.6, 1.0, 0.4),
-        "allow_overlap": st.booleans(),
-        "min_keep": st.integers(1, 6),
-    }),
-    "multiblock_buckets": st.fixed_dictionaries({
-        "num_targets": st.integers(1, 4),
-        "target_scale": _pair(0.05, 0.25, 0.1),
-        "target_aspect": ASPECT,
-        "context_scale": _pair(0.6, 1.0, 0.4),
-        "allow_overlap": st.booleans(),
-        "min_keep": st.integers(1, 6),
-        "length_buckets": st.integers(1, 4),
-    }),
+    "multiblock": st.fixed_dictionaries(MULTIBLOCK),
+    "multiblock_buckets": st.fixed_dictionaries({**MULTIBLOCK,
+                                                 "length_buckets": st.integers(1, 4)}),
     "multiblock_official": st.fixed_dictionaries({
         "mode": st.just("official"),
         "num_targets": st.integers(1, 4),
