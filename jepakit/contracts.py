@@ -27,9 +27,16 @@ class Masks:
     targets: list[torch.Tensor]
 
     def to(self, device: torch.device | str) -> Masks:
-        nb = torch.device(device).type == "cuda"
-        return Masks(context=[m.to(device, non_blocking=nb) for m in self.context],
-                     targets=[m.to(device, non_blocking=nb) for m in self.targets])
+        if torch.device(device).type != "cuda":
+            return Masks(context=[m.to(device) for m in self.context],
+                         targets=[m.to(device) for m in self.targets])
+        # Pinned, so the copy does not wait for the device to finish the previous step.
+        return Masks(context=[_pinned(m).to(device, non_blocking=True) for m in self.context],
+                     targets=[_pinned(m).to(device, non_blocking=True) for m in self.targets])
+
+
+def _pinned(t: torch.Tensor) -> torch.Tensor:
+    return t if t.is_cuda or t.is_pinned() else t.pin_memory()
 
 
 @runtime_checkable

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from jepakit.cli import main
 
 TINY_BENCH = ["encoder.params.image_size=64", "encoder.params.patch_size=8",
@@ -22,6 +24,11 @@ def test_bench_runs_two_steps_and_writes_json(repo_root, tmp_path, capsys):
     assert 0 < result["fraction_of_limit"]
     assert result["achieved_flops_per_s"] == result["model_flops_per_image"] * 16 / result["median_step_s"]
     assert "median step" in capsys.readouterr().out
+    # back to back: the same FLOPs over the free-running step time
+    assert result["free_running_images_per_s"] == 16 / result["free_running_step_s"]
+    assert result["free_running_fraction_of_limit"] == pytest.approx(
+        result["model_flops_per_image"] * 16 / result["free_running_step_s"]
+        / result["limit_flops_per_s"])
 
 
 def test_bench_rejects_zero_steps(repo_root, capsys):
