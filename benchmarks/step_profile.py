@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from jepakit.compile import compile_modules
+from jepakit.compile import compile_modules, static_shapes
 from jepakit.data.loader import Batch
 from jepakit.method import build_method
 from jepakit.optim import Schedules, build_optimizer
@@ -54,6 +54,8 @@ def main() -> int:
     model, masker = build_method(recipe, default_registry(), device, total_steps=100)
     if args.compile:
         compile_modules(*dict(model.named_children()).values())
+        configure_device(device, static_shapes=static_shapes(
+            masker, model.encoder.patch_grid, recipe.train.batch_size))
     optimizer = build_optimizer(model.trainable(), recipe.optim)
     schedules = Schedules(recipe.optim, recipe.train)
     batch = recipe.train.batch_size

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from jepakit import __version__
-from jepakit.compile import compilations, compile_modules, warn_if_unbucketed
+from jepakit.compile import compilations, compile_modules, static_shapes, warn_if_unbucketed
 from jepakit.contracts import Masks
 from jepakit.data.loader import Batch
 from jepakit.errors import JepakitError
@@ -209,6 +209,7 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
     counting = FlopCounting(meta_model, planned, parallel=device.type == "cuda")
     if compile_model:
         warn_if_unbucketed(masker, grid, batch)
+        configure_device(device, static_shapes=static_shapes(masker, grid, batch))
 
     runner = StepRunner(recipe, registry, device, warmup + steps, compile_model)
     compile_s = 0.0

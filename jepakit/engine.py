@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from jepakit import __version__, checkpoint, distributed
-from jepakit.compile import compile_modules, warn_if_unbucketed
+from jepakit.compile import compile_modules, static_shapes, warn_if_unbucketed
 from jepakit.config import unstructure
 from jepakit.contracts import StepResult
 from jepakit.data.badsamples import DataHealth
@@ -334,6 +334,7 @@ def build(
     if recipe.train.compile:  # one graph per mask-length bucket and module
         if masker is not None:
             warn_if_unbucketed(masker, grid, per_rank)
+            configure_device(device, static_shapes=static_shapes(masker, grid, per_rank))
         compile_modules(*dict(model.named_children()).values())
     masks = None if masker is None else MaskStream(masker, grid, seed=recipe.train.seed,
                                                    rank=env.rank)

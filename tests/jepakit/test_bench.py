@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -70,7 +71,13 @@ def test_configure_device_turns_cudnn_attention_off_only_for_cuda():
         configure_device(torch.device("cuda"))  # sets a flag: needs no GPU
         assert not torch.backends.cuda.cudnn_sdp_enabled()
         assert torch.backends.cuda.flash_sdp_enabled()
+        configure_device(torch.device("cuda"), static_shapes=True)  # one graph per bucket
+        assert torch.backends.cuda.cudnn_sdp_enabled()
+        os.environ["JEPAKIT_CUDNN_ATTENTION"] = "0"
+        configure_device(torch.device("cuda"), static_shapes=True)
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
     finally:
+        os.environ.pop("JEPAKIT_CUDNN_ATTENTION", None)
         torch.backends.cuda.enable_cudnn_sdp(before)
 
 
