@@ -150,8 +150,9 @@ def device_time_by_category(table: object) -> dict[str, float]:
     """Self device time (us) of every kernel, grouped by what the kernel does."""
     shares: dict[str, float] = {}
     for e in table:  # type: ignore[attr-defined]
-        if e.device_type != torch.autograd.DeviceType.CUDA or not e.self_device_time_total:
-            continue
+        if e.device_type != torch.autograd.DeviceType.CUDA or not e.self_device_time_total \
+                or getattr(e, "is_user_annotation", False) or "#" in e.key:
+            continue  # user annotations (Optimizer.step#AdamW.step) span kernels counted already
         name = e.key.lower()
         kind = next((k for k, words in CATEGORIES if any(w in name for w in words)), "other")
         shares[kind] = shares.get(kind, 0.0) + e.self_device_time_total
