@@ -21,6 +21,7 @@ infinity, a gradient on every trainable parameter, and state that round-trips.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -66,16 +67,25 @@ def _build(registry: Any, kind: str, name: str, **context: Any) -> Any:
                            **context)
 
 
+def sample_input(encoder: Any, batch: int, shrink: int = 1) -> torch.Tensor:
+    """Random input for ``encoder``: images [B, C, H, W], or clips [B, C, T, H, W] for a
+    video encoder (one with ``num_frames``); ``shrink`` divides H and W."""
+    h, w = (int(s) // shrink for s in encoder.image_size)
+    frames = getattr(encoder, "num_frames", None)
+    time = () if frames is None else (int(frames),)
+    return torch.randn(batch, int(encoder.in_chans), *time, h, w)
+
+
 def check_encoder(registry: Any, name: str) -> None:
-    """``encoder(images)`` -> [B, N, D] over the patch grid, ``keep`` -> [B, K, D]."""
+    """``encoder(images)`` -> [B, N, D] over the patch grid (of any rank: N is its
+    product), ``keep`` -> [B, K, D]; a video encoder gets clips [B, C, T, H, W]."""
     torch.manual_seed(0)
     enc = _build(registry, "encoder", name)
     for attr in ("embed_dim", "patch_grid", "image_size", "in_chans"):
         if not hasattr(enc, attr):
             raise _fail("encoder", name, f"has no '{attr}' attribute (the encoder contract)")
-    h, w = enc.image_size
-    n = int(enc.patch_grid[0]) * int(enc.patch_grid[1])
-    images = torch.randn(2, int(enc.in_chans), int(h), int(w))
+    n = math.prod(int(s) for s in enc.patch_grid)
+    images = sample_input(enc, 2)
     tokens = enc(images)
     if tuple(tokens.shape) != (2, n, int(enc.embed_dim)):
         raise _fail("encoder", name, f"encoder(images) gave {tuple(tokens.shape)}, expected "
@@ -224,12 +234,11 @@ def check_method(registry: Any, name: str) -> None:
     torch.manual_seed(0)
     method, masker = build_method(recipe, registry, "cpu")
     enc = method.eval_encoder()
-    c, (h, w) = int(enc.in_chans), enc.image_size
-    images = torch.randn(4, c, int(h), int(w))
+    images = sample_input(enc, 4)
     masks: Masks | None = None
     if masker is not None:
         masks = masker(4, tuple(enc.patch_grid), torch.Generator().manual_seed(0))
-    small = [torch.randn(4, c, int(h) // 2, int(w) // 2) for _ in range(2)]
+    small = [sample_input(enc, 4, shrink=2) for _ in range(2)]
     batch = Batch(images=images, labels=None, masks=masks,
                   views=[images, torch.randn_like(images), *small])
     result = method(batch, 0)

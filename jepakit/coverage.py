@@ -144,8 +144,9 @@ def format_histogram(counts: Counter[int], limit: int = 8) -> str:
 
 def format_coverage(cov: Coverage) -> list[str]:
     """The ``masks stats`` table: tokens per image, then min/max coverage and never-covered."""
+    noun = "clip" if len(cov.grid) == 3 else "image"
     lines = [
-        f"tokens per image: context {cov.context_tokens:.1f} "
+        f"tokens per {noun}: context {cov.context_tokens:.1f} "
         f"({cov.context_range[0]} to {cov.context_range[1]} over the batches), "
         f"targets {cov.target_tokens:.1f} in {cov.num_targets} mask(s)",
         f"lengths: context {format_histogram(cov.context_lengths)}; "

@@ -252,8 +252,8 @@ def require_rank(masker: Any, grid: Sequence[int], name: str | None = None) -> N
         who = f"masker '{name}'" if name else type(masker).__name__
         shown = " or ".join(f"{r}-D" for r in ranks)
         raise MaskingError(
-            f"{who} works on {shown} patch grids, but the encoder gives the {len(grid)}-D grid "
-            f"{format_grid(grid)}; pick a masker that supports it (e.g. vjepa_multiblock or "
+            f"{who} works on {shown} patch grids, got the {len(grid)}-D grid "
+            f"{format_grid(grid)} (the encoder's); pick a masker that supports it (e.g. vjepa_multiblock or "
             f"random for video; a masker that handles {len(grid)}-D grids declares "
             f"conformance={{'grid_ranks': {(*ranks, len(grid))}}})")
 
