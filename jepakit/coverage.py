@@ -40,6 +40,9 @@ class Coverage:
     """Batches per context length (summed over context masks): the length histogram."""
     target_lengths: Counter[int] = attrs.field(factory=Counter)
     """Target masks per target length."""
+    per_mask: tuple[list[float], list[float]] = attrs.field(factory=lambda: ([], []))
+    """Mean tokens per image of each context mask and of each target mask (V-JEPA's
+    mask configurations: ``context[c]`` and ``targets[c]``)."""
     shapes: int = 0
     """Distinct (context lengths, target lengths) combinations drawn: the graphs a
     step compiled for fixed shapes builds."""
@@ -64,6 +67,7 @@ def measure(masker: Any, grid: tuple[int, ...], batch_size: int, batches: int,
     per_target: Counter[int] = Counter()
     shapes: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
     num_targets = 0
+    sums: tuple[list[int], list[int]] = ([], [])
     for _ in range(batches):
         masks = masker(batch_size, grid, generator)
         context = torch.cat(list(masks.context), dim=1)
@@ -73,6 +77,11 @@ def measure(masker: Any, grid: tuple[int, ...], batch_size: int, batches: int,
         context_lengths.append(int(context.shape[1]))
         target_lengths.append(int(targets.shape[1]))
         num_targets = len(masks.targets)
+        for total, group in zip(sums, (masks.context, masks.targets)):
+            for i, m in enumerate(group):
+                if i == len(total):
+                    total.append(0)
+                total[i] += int(m.shape[1])
         per_target.update(int(t.shape[1]) for t in masks.targets)
         shapes.add((tuple(int(c.shape[1]) for c in masks.context),
                     tuple(int(t.shape[1]) for t in masks.targets)))
@@ -89,6 +98,7 @@ def measure(masker: Any, grid: tuple[int, ...], batch_size: int, batches: int,
         num_targets=num_targets,
         context_lengths=Counter(context_lengths),
         target_lengths=per_target,
+        per_mask=([s / batches for s in sums[0]], [s / batches for s in sums[1]]),
         shapes=len(shapes),
     )
 
@@ -151,6 +161,11 @@ def format_coverage(cov: Coverage) -> list[str]:
         f"targets {cov.target_tokens:.1f} in {cov.num_targets} mask(s)",
         f"lengths: context {format_histogram(cov.context_lengths)}; "
         f"targets {format_histogram(cov.target_lengths)}",
+    ]
+    if len(cov.per_mask[0]) > 1:
+        lines.append("per mask: context " + ", ".join(f"{x:.1f}" for x in cov.per_mask[0])
+                     + "; targets " + ", ".join(f"{x:.1f}" for x in cov.per_mask[1]))
+    lines += [
         f"shapes: {cov.shapes} distinct (context, target) length combinations (a step compiled "
         "for fixed shapes builds one graph each)",
         f"{'coverage':<9} {'min':>7} {'max':>7}  never covered "

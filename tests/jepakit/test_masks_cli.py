@@ -123,6 +123,10 @@ def test_stats_on_a_video_grid(capsys):
     out = capsys.readouterr().out
     assert "masker vjepa_multiblock on a 4x8x8 grid: 256 clips" in out
     assert re.search(r"tokens per clip: context [\d.]+ .*targets [\d.]+ in 2 mask", out)
+    per_mask = re.search(r"per mask: context ([\d.]+), ([\d.]+); targets ([\d.]+), ([\d.]+)", out)
+    assert per_mask, out
+    short_context, long_context, short_target, long_target = map(float, per_mask.groups())
+    assert long_context < short_context and long_target > short_target  # 2 x 0.7 vs 8 x 0.15
     assert "never covered (frame, row, column)" in out
     for which in ("context", "target"):
         low, high, never = _row(out, which)
