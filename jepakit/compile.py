@@ -66,7 +66,7 @@ def compilations(module: nn.Module) -> int:
     return _COUNTS.get(module, [0])[0]
 
 
-def warn_if_unbucketed(masker: Any, patch_grid: tuple[int, int], batch_size: int) -> None:
+def warn_if_unbucketed(masker: Any, patch_grid: tuple[int, ...], batch_size: int) -> None:
     """Log a warning when ``masker`` draws token counts from no fixed set: a compiled
     step then builds a graph for every mask size it meets."""
     levels = getattr(masker, "length_levels", None)
