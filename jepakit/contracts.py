@@ -20,7 +20,11 @@ class Masks:
     """What a masker returns for one batch.
 
     ``context[i]`` is LongTensor [B, Kc_i] and ``targets[j]`` LongTensor [B, Kt_j]:
-    patch indices in raster order of ``patch_grid``, equal lengths within a batch.
+    patch indices in raster order of ``patch_grid`` (of any rank: (rows, columns) for
+    images, (frames, rows, columns) for video, frames major), equal lengths within a
+    batch. Which context pairs with which target is the masker's ``pairing``: "all"
+    (the default, I-JEPA: every context with every target) or "zip" (V-JEPA:
+    ``context[c]`` with ``targets[c]`` only, one pair per mask configuration).
     """
 
     context: list[torch.Tensor]
@@ -41,10 +45,14 @@ def _pinned(t: torch.Tensor) -> torch.Tensor:
 
 @runtime_checkable
 class Encoder(Protocol):
-    """``encoder(images [B,C,H,W], keep=None | [B,K]) -> tokens [B, K or N, D]``."""
+    """``encoder(images [B,C,H,W], keep=None | [B,K]) -> tokens [B, K or N, D]``.
+
+    ``patch_grid`` is (rows, columns) for an image encoder; a video encoder takes clips
+    [B, C, T, H, W], has ``num_frames`` and ``tubelet`` too, and its grid is
+    (frames, rows, columns) = (T // tubelet, H // p, W // p). N is the grid's product."""
 
     embed_dim: int
-    patch_grid: tuple[int, int]
+    patch_grid: tuple[int, ...]
     image_size: tuple[int, int]
     in_chans: int
 
@@ -53,10 +61,16 @@ class Encoder(Protocol):
 
 @runtime_checkable
 class Masker(Protocol):
-    """``masker(batch_size, patch_grid, generator) -> Masks``; must pickle (runs in workers)."""
+    """``masker(batch_size, patch_grid, generator) -> Masks``; must pickle (runs in workers).
+
+    ``patch_grid`` may be 2-D (rows, columns) or 3-D (frames, rows, columns); a masker
+    declares the ranks it supports in ``conformance["grid_ranks"]`` (default ``(2,)``)
+    and raises :class:`jepakit.masking.MaskingError` on others. A class attribute
+    ``pairing = "zip"`` says ``context[c]`` pairs with ``targets[c]`` only (default
+    "all")."""
 
     def __call__(
-        self, batch_size: int, patch_grid: tuple[int, int], generator: torch.Generator
+        self, batch_size: int, patch_grid: tuple[int, ...], generator: torch.Generator
     ) -> Masks: ...
 
 

@@ -104,7 +104,7 @@ def dry_run(path: str, overrides: list[str]) -> int:
     for name, key in (("encoder", "encoder_params"), ("predictor", "predictor_params"),
                       ("projector", "projector_params")):
         if key in info:
-            extra = f", patch grid {grid[0]}x{grid[1]}" if name == "encoder" else ""
+            extra = f", patch grid {'x'.join(map(str, grid))}" if name == "encoder" else ""
             rows.append((name, recipe.spec(name).name,
                          f"{format_count(info[key])} parameters ({info[key]:,}){extra}"))
     if recipe.has("target_updater"):
