@@ -21,6 +21,7 @@ infinity, a gradient on every trainable parameter, and state that round-trips.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -67,15 +68,17 @@ def _build(registry: Any, kind: str, name: str, **context: Any) -> Any:
 
 
 def check_encoder(registry: Any, name: str) -> None:
-    """``encoder(images)`` -> [B, N, D] over the patch grid, ``keep`` -> [B, K, D]."""
+    """``encoder(images)`` -> [B, N, D] over the patch grid (of any rank), ``keep`` -> [B, K, D];
+    a video encoder (``num_frames``) gets clips [B, C, T, H, W]."""
+    from jepakit.method import sample_shape
+
     torch.manual_seed(0)
     enc = _build(registry, "encoder", name)
     for attr in ("embed_dim", "patch_grid", "image_size", "in_chans"):
         if not hasattr(enc, attr):
             raise _fail("encoder", name, f"has no '{attr}' attribute (the encoder contract)")
-    h, w = enc.image_size
-    n = int(enc.patch_grid[0]) * int(enc.patch_grid[1])
-    images = torch.randn(2, int(enc.in_chans), int(h), int(w))
+    n = math.prod(int(g) for g in enc.patch_grid)
+    images = torch.randn(2, *sample_shape(enc))
     tokens = enc(images)
     if tuple(tokens.shape) != (2, n, int(enc.embed_dim)):
         raise _fail("encoder", name, f"encoder(images) gave {tuple(tokens.shape)}, expected "
@@ -211,7 +214,7 @@ def check_method(registry: Any, name: str) -> None:
     loss, a gradient on every trainable parameter, after-optimizer work, an evaluation
     encoder that gives tokens, and module and extra state that round-trip."""
     from jepakit.data.loader import Batch
-    from jepakit.method import build_method
+    from jepakit.method import build_method, sample_shape
     from jepakit.recipe import load_recipe
 
     component = registry.get("method", name)
@@ -224,12 +227,12 @@ def check_method(registry: Any, name: str) -> None:
     torch.manual_seed(0)
     method, masker = build_method(recipe, registry, "cpu")
     enc = method.eval_encoder()
-    c, (h, w) = int(enc.in_chans), enc.image_size
-    images = torch.randn(4, c, int(h), int(w))
+    shape = sample_shape(enc)  # (C, H, W), or (C, T, H, W) for a video encoder
+    images = torch.randn(4, *shape)
     masks: Masks | None = None
     if masker is not None:
         masks = masker(4, tuple(enc.patch_grid), torch.Generator().manual_seed(0))
-    small = [torch.randn(4, c, int(h) // 2, int(w) // 2) for _ in range(2)]
+    small = [torch.randn(4, *shape[:-2], shape[-2] // 2, shape[-1] // 2) for _ in range(2)]
     batch = Batch(images=images, labels=None, masks=masks,
                   views=[images, torch.randn_like(images), *small])
     result = method(batch, 0)
