@@ -13,6 +13,7 @@ import jepakit
 
 from .losses import L1Loss, L1LossConfig
 from .method import VJEPA, VJEPAConfig
+from .official import VJEPA2ConvertConfig, convert_vjepa2
 from .predictor import VJEPAPredictor, VJEPAPredictorConfig
 from .vit import VideoVisionTransformer, VideoViTConfig
 
@@ -38,7 +39,7 @@ COMPONENTS: dict[str, list[jepakit.Component]] = {
                                     example=SMALL_PREDICTOR)],
     "loss": [jepakit.Component("l1", L1Loss, L1LossConfig)],
     "masker": [],
-    "converter": [],
+    "converter": [jepakit.Component("vjepa2", convert_vjepa2, VJEPA2ConvertConfig)],
 }
 """What this plugin set registers, by kind: one line per component."""
 
@@ -74,6 +75,7 @@ def jepakit_converters() -> list[jepakit.Component]:
 
 
 __all__ = [
-    "COMPONENTS", "L1Loss", "L1LossConfig", "VJEPA", "VJEPAConfig", "VJEPAPredictor",
-    "VJEPAPredictorConfig", "VideoViTConfig", "VideoVisionTransformer",
+    "COMPONENTS", "L1Loss", "L1LossConfig", "VJEPA", "VJEPA2ConvertConfig", "VJEPAConfig",
+    "VJEPAPredictor", "VJEPAPredictorConfig", "VideoViTConfig", "VideoVisionTransformer",
+    "convert_vjepa2",
 ]

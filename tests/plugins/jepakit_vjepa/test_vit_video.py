@@ -3,12 +3,12 @@ the official code's, images are one-frame clips, activation checkpointing change
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from jepakit_vjepa.positions import apply_rope, rope_tables, sincos_pos_embed_3d
 from jepakit_vjepa.vit import VideoVisionTransformer, VideoViTConfig, tubeletify
+from vjepa_helpers import official_rope_3d, official_sincos_3d
 
 torch.set_num_threads(1)
 
@@ -41,47 +41,10 @@ def test_tubeletify_is_raster_order_t_then_h_then_w():
     torch.testing.assert_close(rows[0, 5], expected)
 
 
-def official_sincos_3d(dim: int, grid_size: int, grid_depth: int) -> np.ndarray:
-    """The jepa/vjepa2 ``get_3d_sincos_pos_embed`` (uniform_power False), restated."""
-    def one_d(d, pos):
-        omega = 1.0 / 10000 ** (np.arange(d // 2, dtype=np.float64) / (d / 2.0))
-        out = np.einsum("m,d->md", pos.reshape(-1), omega)
-        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
-
-    gd, gh, gw = np.arange(grid_depth, dtype=float), np.arange(grid_size, dtype=float), \
-        np.arange(grid_size, dtype=float)
-    grid_h, grid_d, grid_w = np.meshgrid(gh, gd, gw)  # "xy" indexing: shape (d, h, w)
-    table = np.concatenate([one_d(dim // 2, grid_d), one_d(dim // 4, grid_h),
-                            one_d(dim // 4, grid_w)], axis=1)
-    return table[:, :dim]
-
-
 def test_3d_sincos_table_equals_the_official_one():
     ours = sincos_pos_embed_3d(48, (3, 4, 4))
     theirs = torch.from_numpy(official_sincos_3d(48, 4, 3)).float()
     torch.testing.assert_close(ours, theirs)
-
-
-def official_rotate(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """vjepa2 ``rotate_queries_or_keys`` restated: frequencies repeated, not interleaved."""
-    d = x.shape[-1]
-    omega = 1.0 / 10000 ** (torch.arange(d // 2, dtype=torch.float64) / (d / 2.0))
-    freq = pos.double()[..., None] * omega
-    sin, cos = freq.sin().repeat(1, 2).float(), freq.cos().repeat(1, 2).float()
-    pairs = x.unflatten(-1, (-1, 2))
-    y = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
-    return x * cos + y * sin
-
-
-def official_rope_3d(x: torch.Tensor, ids: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-    """vjepa2 ``RoPEAttention``'s rotation of q or k [heads, N, head_dim] at token ids [N]."""
-    _, h, w = grid
-    frame, rest = ids // (h * w), ids % (h * w)
-    height, width = rest // w, rest % w
-    seg = 2 * ((x.shape[-1] // 3) // 2)
-    parts = [official_rotate(x[..., i * seg:(i + 1) * seg], p)
-             for i, p in enumerate((frame, height, width))]
-    return torch.cat(parts + [x[..., 3 * seg:]], dim=-1)
 
 
 @pytest.mark.parametrize("head_dim", [16, 24, 64])
@@ -125,13 +88,16 @@ def test_kept_tokens_see_their_own_positions(positions):
 
 
 def test_positions_matter_for_rope_and_sincos():
+    """The same three tubelets with the third one column further away encode differently."""
     for positions in ("sincos", "rope"):
         enc = small(positions=positions)
         clips = torch.randn(1, 3, 4, 32, 32)
+        moved = clips.clone()
+        moved[:, :, 0:2, 0:8, 24:32] = clips[:, :, 0:2, 0:8, 16:24]  # token 2's pixels at token 3
         with torch.no_grad():
             a = enc(clips, keep=torch.tensor([[0, 1, 2]]))
-            b = enc(clips.roll(shifts=8, dims=-1), keep=torch.tensor([[1, 2, 3]]))
-        assert not torch.allclose(a, b, atol=1e-4), positions  # same pixels, other places
+            b = enc(moved, keep=torch.tensor([[0, 1, 3]]))
+        assert not torch.allclose(a, b, atol=1e-4), positions
 
 
 def test_activation_checkpointing_gives_the_same_gradients():

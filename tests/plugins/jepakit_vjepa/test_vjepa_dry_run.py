@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from test_method import registry
+from vjepa_helpers import registry
 
 from jepakit.cli import main
 

@@ -5,11 +5,10 @@ and a few optimizer steps lower the loss."""
 
 from __future__ import annotations
 
-import attrs
 import pytest
 import torch
+from vjepa_helpers import registry
 
-import jepakit
 from jepakit.conformance import check_component
 from jepakit.contracts import Masks
 from jepakit.data.loader import Batch
@@ -18,53 +17,6 @@ from jepakit.recipe import load_recipe
 from jepakit.registry import Registry
 
 torch.set_num_threads(1)
-
-
-@attrs.define
-class TinyConfig:
-    sizes: tuple[int, ...] = (3, 12)
-    """Target tokens per configuration (each configuration one target, the rest context)."""
-
-
-class TinyZipMasker:
-    """Configuration c: a random target of ``sizes[c]`` tokens and the complement as context."""
-
-    pairing = "zip"
-
-    def __init__(self, config: TinyConfig) -> None:
-        self.config = config
-
-    def __call__(self, batch_size: int, patch_grid: tuple[int, ...], generator: torch.Generator) -> Masks:
-        n = 1
-        for g in patch_grid:
-            n *= int(g)
-        context, targets = [], []
-        for k in self.config.sizes:
-            order = torch.stack([torch.randperm(n, generator=generator) for _ in range(batch_size)])
-            targets.append(order[:, :k].sort(1).values)
-            context.append(order[:, k:].sort(1).values)
-        return Masks(context=context, targets=targets)
-
-
-class _TinyMaskerPlugin:
-    @jepakit.hookimpl
-    def jepakit_maskers(self):
-        return [jepakit.Component("tiny_zip", TinyZipMasker, TinyConfig)]
-
-
-def registry() -> Registry:
-    """The installed plugins plus the tiny masker; a stand-in ``vjepa_multiblock`` too while
-    the real one is not installed, so the kit can run the method's registered example."""
-    class Standin:
-        @jepakit.hookimpl
-        def jepakit_maskers(self):
-            return [jepakit.Component("vjepa_multiblock", TinyZipMasker, TinyConfig)]
-
-    base = Registry()
-    plugins: list[object] = [_TinyMaskerPlugin()]
-    if "vjepa_multiblock" not in base.components("masker"):
-        plugins.append(Standin())
-    return Registry(plugins=plugins)
 
 
 def recipe(reg: Registry, **method_params):
