@@ -63,3 +63,21 @@ def test_flops_scale_with_the_clip_length():
             **small["encoder"]["params"], "num_frames": frames}}}
         flops.append(describe(load_recipe(data, (), reg), reg)["train_flops_per_image"])
     assert 1.9 < flops[1] / flops[0] < 2.3, flops
+
+
+def test_bench_times_a_video_recipe(tmp_path):
+    from jepakit.bench import run_bench
+
+    reg = registry()
+    tiny = {**VITL16_16F_256,
+            "encoder": {"name": "vit_video", "params": {
+                "size": "tiny", "image_size": 32, "patch_size": 8, "num_frames": 4,
+                "embed_dim": 32, "depth": 1, "num_heads": 2}},
+            "predictor": {"name": "vjepa", "params": {"depth": 1, "embed_dim": 16,
+                                                      "num_heads": 2}},
+            "masker": {"name": "tiny_zip", "params": {"sizes": [3, 12]}},
+            "train": {"steps": 10, "batch_size": 2, "device": "cpu"}}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny))
+    result = run_bench(str(path), steps=2, warmup=1, registry=reg)
+    assert result["model_flops_per_image"] > 0 and result["images_per_s"] > 0
