@@ -21,8 +21,8 @@ from torch import nn
 from jepakit.errors import JepakitError
 
 from .layers import Block, Rope, init_weights, run_blocks
-from .positions import as_grid3, rope_tables, sincos_pos_embed_3d
-from .vit import Positions, check_positions
+from .positions import as_grid3
+from .vit import Positions, check_positions, register_positions
 
 
 @attrs.define
@@ -55,6 +55,8 @@ class VJEPAPredictor(nn.Module):
         self.config = config
         self.patch_grid = as_grid3(tuple(patch_grid))
         self.embed = nn.Linear(embed_dim, dim)
+        register_positions(self, config.positions, dim, config.num_heads, self.patch_grid,
+                           config.uniform_power)
         self.mask_tokens = nn.ParameterList(
             nn.Parameter(torch.zeros(1, 1, dim)) for _ in range(config.num_mask_tokens))
         rates = [config.drop_path * i / max(config.depth - 1, 1) for i in range(config.depth)]
@@ -87,14 +89,11 @@ class VJEPAPredictor(nn.Module):
         queries = self.mask_tokens[mask_index].to(ctx.dtype).expand(tgt_idx.shape[0], tgt_idx.shape[1], -1)
         rope: Rope = None
         if self.config.positions == "sincos":
-            table = sincos_pos_embed_3d(self.config.embed_dim, self.patch_grid,
-                                        self.config.uniform_power).to(ctx.device, ctx.dtype)
+            table = self.pos_embed.to(ctx.dtype)
             ctx, queries = ctx + table[context_idx], queries + table[tgt_idx]
         else:
-            head_dim = self.config.embed_dim // self.config.num_heads
-            cos, sin = (t.to(ctx.device) for t in rope_tables(head_dim, self.patch_grid))
             idx = torch.cat([context_idx.repeat(m, 1), tgt_idx], dim=1)
-            rope = (cos[idx], sin[idx])
+            rope = (self.rope_cos[idx], self.rope_sin[idx])
         x = torch.cat([ctx.repeat(m, 1, 1), queries], dim=1)
         recompute = self.config.activation_checkpointing and self.training
         x = run_blocks(self.blocks, x, rope, recompute)

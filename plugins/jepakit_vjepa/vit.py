@@ -95,6 +95,21 @@ def check_positions(dim: int, heads: int, positions: str, key: str) -> None:
         raise ValueError(f"{key} {dim} / num_heads {heads}: 3-D RoPE needs a head dim >= 6")
 
 
+def register_positions(module: nn.Module, positions: str, dim: int, heads: int,
+                       grid: tuple[int, int, int], uniform_power: bool) -> None:
+    """The built grid's tables as non-persistent buffers (``pos_embed``, or ``rope_cos`` and
+    ``rope_sin``): they follow the module's device and are never saved, as the image ViT's
+    table. Made on the device being built on (a ``torch.device`` context: meta, cuda)."""
+    here = torch.empty(0).device
+    if positions == "sincos":
+        table = sincos_pos_embed_3d(dim, grid, uniform_power)
+        module.register_buffer("pos_embed", table.to(here), persistent=False)
+        return
+    cos, sin = rope_tables(dim // heads, grid)
+    module.register_buffer("rope_cos", cos.to(here), persistent=False)
+    module.register_buffer("rope_sin", sin.to(here), persistent=False)
+
+
 def tubeletify(clips: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
     """[B, C, T, H, W] -> [B, N, C*tubelet*p*p] in raster order (t, h, w), laid out as a
     ``Conv3d`` weight [D, C, tubelet, p, p] flattens, so a linear layer on these rows
@@ -139,6 +154,8 @@ class VideoVisionTransformer(nn.Module):
         side = config.image_size // config.patch_size
         self.patch_grid = (config.num_frames // config.tubelet, side, side)
         self.patch_embed = TubeletEmbed(config.tubelet, config.patch_size, config.in_chans, dim)
+        register_positions(self, config.positions, dim, heads, self.patch_grid,
+                           config.uniform_power)
         rates = [config.drop_path * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(Block(dim, heads, ratio, r) for r in rates)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
@@ -167,10 +184,14 @@ class VideoVisionTransformer(nn.Module):
                    keep: torch.Tensor | None) -> tuple[torch.Tensor, Rope]:
         """Tokens with sin-cos positions added, or the rotary tables for the blocks."""
         if self.config.positions == "sincos":
-            table = sincos_pos_embed_3d(self.embed_dim, grid, self.config.uniform_power)
-            table = table.to(x.device, x.dtype)
+            table = self.pos_embed if grid == self.patch_grid else sincos_pos_embed_3d(
+                self.embed_dim, grid, self.config.uniform_power).to(x.device)
+            table = table.to(x.dtype)
             return x + (table.unsqueeze(0) if keep is None else table[keep]), None
-        cos, sin = (t.to(x.device) for t in rope_tables(self.embed_dim // self.num_heads, grid))
+        if grid == self.patch_grid:
+            cos, sin = self.rope_cos, self.rope_sin
+        else:  # another clip length or size: RoPE works on any grid
+            cos, sin = (t.to(x.device) for t in rope_tables(self.embed_dim // self.num_heads, grid))
         if keep is None:
             return x, (cos.unsqueeze(0), sin.unsqueeze(0))
         return x, (cos[keep], sin[keep])
