@@ -67,18 +67,25 @@ def _build(registry: Any, kind: str, name: str, **context: Any) -> Any:
                            **context)
 
 
-def check_encoder(registry: Any, name: str) -> None:
-    """``encoder(images)`` -> [B, N, D] over the patch grid (of any rank), ``keep`` -> [B, K, D];
-    a video encoder (``num_frames``) gets clips [B, C, T, H, W]."""
-    from jepakit.method import sample_shape
+def sample_input(encoder: Any, batch: int, shrink: int = 1) -> torch.Tensor:
+    """Random input for ``encoder``: images [B, C, H, W], or clips [B, C, T, H, W] for a
+    video encoder (one with ``num_frames``); ``shrink`` divides H and W."""
+    h, w = (int(s) // shrink for s in encoder.image_size)
+    frames = getattr(encoder, "num_frames", None)
+    time = () if frames is None else (int(frames),)
+    return torch.randn(batch, int(encoder.in_chans), *time, h, w)
 
+
+def check_encoder(registry: Any, name: str) -> None:
+    """``encoder(images)`` -> [B, N, D] over the patch grid (of any rank: N is its
+    product), ``keep`` -> [B, K, D]; a video encoder gets clips [B, C, T, H, W]."""
     torch.manual_seed(0)
     enc = _build(registry, "encoder", name)
     for attr in ("embed_dim", "patch_grid", "image_size", "in_chans"):
         if not hasattr(enc, attr):
             raise _fail("encoder", name, f"has no '{attr}' attribute (the encoder contract)")
-    n = math.prod(int(g) for g in enc.patch_grid)
-    images = torch.randn(2, *sample_shape(enc))
+    n = math.prod(int(s) for s in enc.patch_grid)
+    images = sample_input(enc, 2)
     tokens = enc(images)
     if tuple(tokens.shape) != (2, n, int(enc.embed_dim)):
         raise _fail("encoder", name, f"encoder(images) gave {tuple(tokens.shape)}, expected "
@@ -214,7 +221,7 @@ def check_method(registry: Any, name: str) -> None:
     loss, a gradient on every trainable parameter, after-optimizer work, an evaluation
     encoder that gives tokens, and module and extra state that round-trip."""
     from jepakit.data.loader import Batch
-    from jepakit.method import build_method, sample_shape
+    from jepakit.method import build_method
     from jepakit.recipe import load_recipe
 
     component = registry.get("method", name)
@@ -227,12 +234,11 @@ def check_method(registry: Any, name: str) -> None:
     torch.manual_seed(0)
     method, masker = build_method(recipe, registry, "cpu")
     enc = method.eval_encoder()
-    shape = sample_shape(enc)  # (C, H, W), or (C, T, H, W) for a video encoder
-    images = torch.randn(4, *shape)
+    images = sample_input(enc, 4)
     masks: Masks | None = None
     if masker is not None:
         masks = masker(4, tuple(enc.patch_grid), torch.Generator().manual_seed(0))
-    small = [torch.randn(4, *shape[:-2], shape[-2] // 2, shape[-1] // 2) for _ in range(2)]
+    small = [sample_input(enc, 4, shrink=2) for _ in range(2)]
     batch = Batch(images=images, labels=None, masks=masks,
                   views=[images, torch.randn_like(images), *small])
     result = method(batch, 0)
