@@ -23,6 +23,8 @@ class TinyZipMasker:
     """Configuration c: a random target of ``sizes[c]`` tokens and the complement as context."""
 
     pairing = "zip"
+    conformance = {"grid_ranks": (2, 3)}
+    """Any grid (the masker kit's declaration of the ranks a masker handles)."""
 
     def __init__(self, config: TinyConfig) -> None:
         self.config = config
