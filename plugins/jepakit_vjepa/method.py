@@ -70,4 +70,14 @@ class VJEPA(IJEPA):
                               num_global=len(embeddings), target_features=features.detach(),
                               step=step, seed=self.seed)
         loss, terms = self.loss_fn(outputs)
-        return StepResult(loss, terms, outputs)
+        used = {0} if shared else {t for _, t in pairs(masks)}
+        return StepResult(loss + self._idle_mask_tokens(used), terms, outputs)
+
+    def _idle_mask_tokens(self, used: set[int]) -> torch.Tensor | float:
+        """Zero times the mask tokens this step did not use: DDP (which the engine runs
+        without ``find_unused_parameters``) needs every trained parameter in the graph,
+        and ``shared`` mode, or fewer configurations than tokens (the released predictors
+        have 10), leaves some out. Their gradient is then zero, not missing."""
+        tokens = getattr(self.predictor, "mask_tokens", None)
+        idle = [p for i, p in enumerate(tokens or []) if i not in used and p.requires_grad]
+        return sum((p.sum() * 0.0 for p in idle), 0.0)
