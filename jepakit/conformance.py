@@ -35,6 +35,9 @@ WIDTH = 32
 """The embedding width the predictor, projector and loss checks use."""
 GRID = (4, 4)
 """The patch grid the predictor check uses."""
+VIDEO_GRID = (2, 4, 4)
+"""The (frames, rows, columns) grid it also uses for a predictor whose class declares
+``grid_ranks`` with 3 in it (default ``(2,)``: image grids only)."""
 
 
 class ComponentError(AssertionError):
@@ -101,25 +104,36 @@ def check_encoder(registry: Any, name: str) -> None:
 
 
 def check_predictor(registry: Any, name: str) -> None:
-    """One [B, Kt, D] prediction per target block, from context tokens and indices."""
+    """One [B, Kt, D] prediction per target block, from context tokens and indices, on
+    an image grid and, when the predictor's class declares ``grid_ranks`` with 3, on a
+    video grid."""
+    ranks = tuple(getattr(registry.get("predictor", name).factory, "grid_ranks", (2,)))
+    for grid in (GRID, VIDEO_GRID):
+        if len(grid) in ranks:
+            _check_predictor_on(registry, name, grid)
+
+
+def _check_predictor_on(registry: Any, name: str, grid: tuple[int, ...]) -> None:
     torch.manual_seed(0)
-    pred = _build(registry, "predictor", name, embed_dim=WIDTH, patch_grid=GRID)
-    n = GRID[0] * GRID[1]
+    pred = _build(registry, "predictor", name, embed_dim=WIDTH, patch_grid=grid)
+    n, where = math.prod(grid), f"on a {'x'.join(map(str, grid))} grid"
+    k = n // 2
     order = torch.stack([torch.randperm(n) for _ in range(2)])
-    context_idx, targets = order[:, :8], [order[:, 8:11], order[:, 11:14]]
-    tokens = torch.randn(2, 8, WIDTH, requires_grad=True)
+    context_idx, targets = order[:, :k], [order[:, k:k + 3], order[:, k + 3:k + 6]]
+    tokens = torch.randn(2, k, WIDTH, requires_grad=True)
     out = pred(tokens, context_idx, targets)
     if len(out) != len(targets):
-        raise _fail("predictor", name, f"gave {len(out)} predictions for {len(targets)} targets")
+        raise _fail("predictor", name, f"gave {len(out)} predictions for {len(targets)} targets "
+                    f"{where}")
     for p, t in zip(out, targets, strict=True):
         if tuple(p.shape) != (2, t.shape[1], WIDTH):
             raise _fail("predictor", name, f"a prediction is {tuple(p.shape)}, expected "
-                        f"(2, {t.shape[1]}, {WIDTH})")
+                        f"(2, {t.shape[1]}, {WIDTH}) {where}")
         _finite(p, "predictor", name, "a prediction")
     sum(p.square().mean() for p in out).backward()
     _grads([pred], "predictor", name)
     if tokens.grad is None:
-        raise _fail("predictor", name, "no gradient reaches the context tokens")
+        raise _fail("predictor", name, f"no gradient reaches the context tokens {where}")
 
 
 def check_projector(registry: Any, name: str) -> None:

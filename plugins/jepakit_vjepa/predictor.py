@@ -48,6 +48,10 @@ class VJEPAPredictorConfig:
 
 
 class VJEPAPredictor(nn.Module):
+    grid_ranks = (2, 3)
+    """Image (rows, columns) and video (frames, rows, columns) grids; the conformance kit
+    checks both."""
+
     def __init__(self, config: VJEPAPredictorConfig, *, embed_dim: int,
                  patch_grid: tuple[int, ...]) -> None:
         super().__init__()
