@@ -27,7 +27,7 @@ from jepakit.contracts import Masks
 from jepakit.data.loader import Batch
 from jepakit.errors import JepakitError
 from jepakit.flops import train_step_flops
-from jepakit.method import build_method, input_shape
+from jepakit.method import build_method, sample_shape
 from jepakit.optim import Schedules, build_optimizer
 from jepakit.recipe import Recipe, load_recipe
 from jepakit.registry import Registry, default_registry
@@ -150,9 +150,9 @@ class StepRunner:
             compile_modules(*self.modules.values())
         self.optimizer = build_optimizer(self.model.trainable(), recipe.optim)
         self.schedules = Schedules(recipe.optim, recipe.train)
-        c, h, w = input_shape(self.model)
         self.batch = recipe.train.batch_size
-        self.images = torch.randn(self.batch, c, h, w, device=device)
+        shape = sample_shape(getattr(self.model, "encoder"))  # noqa: B009 (clips for video)
+        self.images = torch.randn(self.batch, *shape, device=device)
 
     def step(self, masks: Masks, step: int) -> torch.Tensor:
         """One step, timed from here to its last kernel by the caller."""

@@ -303,11 +303,13 @@ def build(
     model, masker = build_method(recipe, registry, device)
     seed_everything(recipe.train.seed + env.rank)
     in_chans, height, _ = input_shape(model)
+    frames = getattr(getattr(model, "encoder"), "num_frames", None)  # noqa: B009 (video: clip length)
     data = recipe.spec("dataset")
     dataset = registry.create(
         "dataset", data.name, data.params, path="data.params",
         image_size=height, in_chans=in_chans, seed=recipe.train.seed,
         **({"views": recipe.views} if recipe.views is not None else {}),
+        **({"num_frames": frames} if frames is not None else {}),
     )
     if hasattr(dataset, "__len__") and len(dataset) < recipe.train.batch_size:
         raise ConfigError(

@@ -115,10 +115,11 @@ def dry_run(path: str, overrides: list[str]) -> int:
     if recipe.views:
         rows.append(("views", " + ".join(f"{g.count}x{g.size}px" for g in recipe.views),
                      "global views first"))
+    unit = "clip" if info.get("num_frames") else "image"
     if "context_tokens" in info:
         rows.append(("masks", recipe.spec("masker").name, f"{info['context_tokens']} context, "
-                     f"{info['target_tokens']} target tokens per image"))
-    rows.append(("compute", f"{format_count(info['train_flops_per_image'])}FLOP/image",
+                     f"{info['target_tokens']} target tokens per {unit}"))
+    rows.append(("compute", f"{format_count(info['train_flops_per_image'])}FLOP/{unit}",
                  f"{format_count(info['train_flops_per_step'])}FLOP per step at batch "
                  f"{recipe.train.batch_size}, {info['total_steps']:,} steps"))
     print(f"recipe {path}: valid")
