@@ -8,10 +8,14 @@ import pickle
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jepakit_vjepa.masker import (
     MaskConfiguration,
     VJEPAMultiBlockConfig,
     VJEPAMultiBlockMasker,
+    _positions,
+    _union,
     box_size,
     configuration_masks,
     equal_lengths,
@@ -19,7 +23,7 @@ from jepakit_vjepa.masker import (
 )
 
 from jepakit.errors import ConfigError
-from jepakit.masking import MaskingError, first_k, grid_size
+from jepakit.masking import MaskingError, box_masks, first_k, grid_size
 from jepakit.registry import Registry
 from jepakit.testing import ConformanceError, Expectations, check_masks, expectations
 
@@ -177,3 +181,19 @@ def test_registered_with_an_example():
     masks = masker(2, (2, 6, 6), _gen())
     assert len(masks.context) == len(component.example["configurations"])
     assert all(int(t.max()) < grid_size((2, 6, 6)) for t in masks.targets)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(grid=st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6)),
+       blocks=st.integers(1, 4), seed=st.integers(0, 2**31 - 1), data=st.data())
+def test_union_by_matmul_equals_the_union_of_boxes(grid, blocks, seed, data):
+    size = tuple(data.draw(st.integers(1, g)) for g in grid)
+    starts = _positions(3, blocks, grid, size, _gen(seed))
+    expected = box_masks(grid, starts, size).any(dim=1)
+    assert torch.equal(_union(grid, starts, size), expected)
+    naive = torch.zeros(3, *grid, dtype=torch.bool)
+    for b in range(3):
+        for k in range(blocks):
+            t, r, c = (int(s[b, k]) for s in starts)
+            naive[b, t:t + size[0], r:r + size[1], c:c + size[2]] = True
+    assert torch.equal(expected, naive.flatten(1))
