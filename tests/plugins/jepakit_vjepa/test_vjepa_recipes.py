@@ -50,3 +50,16 @@ def test_vjepa1_recipe_has_the_released_pretraining_values():
     assert (enc["image_size"], enc["num_frames"], enc["positions"]) == (224, 16, "sincos")
     assert r.spec("dataset").params["frame_step"] == 4
     assert r.spec("target_updater").params == {"start": 0.998, "end": 1.0}
+
+
+def test_recomputation_is_not_counted_as_model_flops():
+    """Activation checkpointing repeats forwards in the backward: same model FLOPs."""
+    from jepakit.inspect import describe
+    from jepakit.registry import default_registry
+
+    path = ROOT / "recipes" / "vjepa" / "vjepa_tiny.yaml"
+    off = describe(load_recipe(path), default_registry())
+    on = describe(load_recipe(path, ["encoder.params.activation_checkpointing=true",
+                                      "predictor.params.activation_checkpointing=true"]),
+                  default_registry())
+    assert on["train_flops_per_image"] == off["train_flops_per_image"] > 0
