@@ -235,7 +235,7 @@ class Registry:
         if registered is None:
             raise RegistryError(f"plugin '{name}' is blocked from registering "
                                 f"({DISABLE_ENV}={','.join(self.disabled)})")
-        label = getattr(plugin, "__name__", None) or f"a {type(plugin).__name__} object"
+        label = getattr(plugin, "__name__", None) or f"{type(plugin).__name__} object"
         self._providers[registered] = provider or self._providers.get(registered, label)
         self._explicit.add(registered)
         self._components = None

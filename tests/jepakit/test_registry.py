@@ -91,7 +91,7 @@ class _NotAComponent:
 
 
 def test_hook_returning_non_component_is_an_error():
-    with pytest.raises(RegistryError, match="a _NotAComponent object: jepakit_losses returned "
+    with pytest.raises(RegistryError, match="_NotAComponent object: jepakit_losses returned "
                                             "'not a component'; expected jepakit.Component"):
         Registry(plugins=[_NotAComponent()])
 
@@ -350,3 +350,89 @@ def test_every_kind_has_its_generated_registration_hook():
     for kind in KINDS:
         assert getattr(hooks, kind.hook).spec is not None, kind.hook
         assert kind.example.split("(")[0] in getattr(hooks, kind.hook).spec.function.__doc__
+
+
+# ---------------------------------------------------------------- author mistakes, from Python
+
+
+def _plugin(hook: str, *components):
+    """A plugin object whose ``hook`` returns ``components``."""
+    return type("AuthorPlugin", (), {hook: jepakit.hookimpl(lambda self: list(components))})()
+
+
+def test_a_dataclass_config_class_is_accepted():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class BandConfig:
+        width: int = 2
+        ratio: float = 0.5
+
+    reg = Registry(plugins=[_plugin("jepakit_losses", Component("band", lambda c: c, BandConfig))])
+    assert reg.create("loss", "band", {"width": 3}) == BandConfig(width=3, ratio=0.5)
+    assert reg.resolved_params("loss", "band", {"ratio": 1}) == {"width": 2, "ratio": 1.0}
+    with pytest.raises(ConfigError, match=r"loss.params.width: expected int, got 'x'"):
+        reg.create("loss", "band", {"width": "x"})
+
+
+def test_a_config_that_is_no_config_class_is_one_line_naming_the_fix():
+    with pytest.raises(RegistryError, match=r"plugin AuthorPlugin object: loss 'plain': its "
+                                            r"config <class 'dict'> is not a class made with "
+                                            r"@attrs.define or @dataclasses.dataclass"):
+        Registry(plugins=[_plugin("jepakit_losses", Component("plain", lambda c: c, dict))])
+
+
+def test_a_factory_that_cannot_take_the_config_is_named_at_registration():
+    def no_config():
+        return None
+
+    with pytest.raises(RegistryError, match=r"loss 'nocfg': its factory .*no_config\(\) cannot "
+                                            r"be called so .*; define it as factory\(config\)"):
+        Registry(plugins=[_plugin("jepakit_losses", Component("nocfg", no_config, _EmptyConfig))])
+
+
+def test_a_factory_without_the_engines_context_is_named_when_built():
+    def predictor(config):  # forgot `*, embed_dim, patch_grid`
+        return None
+
+    reg = Registry(plugins=[_plugin("jepakit_predictors",
+                                    Component("p", predictor, _EmptyConfig))])
+    with pytest.raises(RegistryError, match=r"predictor 'p' of AuthorPlugin object: its factory "
+                                            r".*predictor\(config\) cannot be called so "
+                                            r"\(got an unexpected keyword argument 'embed_dim'\); "
+                                            r"define it as factory\(config, \*, embed_dim, "
+                                            r"patch_grid\)"):
+        reg.create("predictor", "p", {}, embed_dim=8, patch_grid=(2, 2))
+
+
+def test_a_hook_with_a_wrong_signature_is_one_line():
+    class Wrong:
+        @jepakit.hookimpl
+        def jepakit_losses(self, config):
+            return []
+
+    with pytest.raises(RegistryError) as info:
+        Registry(plugins=[Wrong()])
+    assert "a hook implementation does not fit its hook" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_duplicate_names_its_kind_not_the_first_recipe_section(tiny_recipe):
+    copycat = _plugin("jepakit_maskers", Component("multiblock", lambda c: c, _EmptyConfig))
+    with pytest.raises(RegistryError, match=r"^duplicate masker 'multiblock': registered by "
+                                            r"ijepa \(jepakit .*\) and by AuthorPlugin object"):
+        load_recipe(tiny_recipe, (), Registry(plugins=[copycat]))
+
+
+def test_a_section_given_a_bare_name_says_how_to_name_a_component(tiny_recipe, registry):
+    with pytest.raises(ConfigError, match=r"^masker: expected a section \{name: \.\.\., params: "
+                                          r"\{\.\.\.\}\}, got 'stripes'; to pick a component "
+                                          r"write 'masker: \{name: stripes\}' or override "
+                                          r"masker.name=stripes$"):
+        load_recipe(tiny_recipe, ["masker=stripes"], registry)
+
+
+def test_an_unknown_param_without_a_close_match_lists_the_valid_keys(registry):
+    with pytest.raises(ConfigError, match=r"^unknown key 'masker.params.band_width'; valid keys: "
+                                          r"num_targets, target_scale, .*allow_overlap"):
+        registry.create("masker", "multiblock", {"band_width": 2})
