@@ -5,7 +5,9 @@ or import name: ``jepakit-plugin-example``, ``jepakit_plugin_example``), one com
 (``kind:name``) or a component name registered for one kind only. Each component runs
 its kind's check (:func:`jepakit.conformance.check_component`; maskers through
 :func:`jepakit.testing.check_masker`); the table says what passed and what failed, with
-the kit's message. Exit code 1 when anything failed, 2 for a target that names nothing.
+the kit's message; a broken plugin (one jepakit turned off) is one failed row with its cause.
+Exit code 1 when anything failed, 2 for a target that names nothing. A plugin's entry-point
+name wins over a component of the same name (``ijepa``): use ``kind:name`` for the component.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def _plugin_packages(registry: Any, plugin: str) -> set[str]:
     return names
 
 
+def broken_targets(registry: Any, target: str) -> list[Any]:
+    """The broken (turned-off) plugins ``target`` names, by entry-point or package name."""
+    return [b for b in registry.broken
+            if target == b.name or _norm(target) == _norm(b.package.rsplit(" ", 1)[0])]
+
+
 def targets(registry: Any, target: str) -> list[tuple[str, str]]:
     """(kind, name) of each component ``target`` names; RegistryError if none."""
     everything = [(kind, name) for kind in NAMES for name in sorted(registry.components(kind))]
@@ -50,9 +58,6 @@ def targets(registry: Any, target: str) -> list[tuple[str, str]]:
         kind, _, name = target.partition(":")
         registry.get(kind, name)  # unknown kind or name: the registry's one-line error
         return [(kind, name)]
-    for broken in registry.broken:
-        if target == broken.name or _norm(target) == _norm(broken.package.rsplit(" ", 1)[0]):
-            raise RegistryError(f"the {broken.describe()} is off: {broken.cause}")
     plugins = [p for p, _ in registry.plugin_manager.list_name_plugin()
                if p == target or _norm(target) in _plugin_packages(registry, p)]
     if plugins:
@@ -97,10 +102,15 @@ def check_command(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", PluginWarning)
         registry = default_registry()
         registry.broken  # noqa: B018 (collect, so the warnings fall in this block)
-    found = targets(registry, args.target)
-    width = max(len(f"{k}:{n}") for k, n in found)
+    broken = broken_targets(registry, args.target)
+    found = targets(registry, args.target) if not broken else []
+    labels = [f"plugin:{b.name}" for b in broken] + [f"{k}:{n}" for k, n in found]
+    width = max(len(label) for label in ["component", *labels])
     print(f"{'component'.ljust(width)}  result  seconds  message")
     counts = {"pass": 0, "skip": 0, "FAIL": 0, "error": 0}
+    for b in broken:  # it registered nothing: its cause is the one failure to report
+        counts["FAIL"] += 1
+        print(f"{f'plugin:{b.name}'.ljust(width)}  FAIL    {0:7.1f}  {b.package}: {b.cause}")
     for kind, name in found:
         start = time.perf_counter()
         verdict, message = _run_one(registry, kind, name)
