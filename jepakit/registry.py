@@ -128,6 +128,7 @@ class Registry:
         self._broken: list[BrokenPlugin] = []
         self._components: dict[str, dict[str, Component]] | None = None
         self._sections: dict[str, Section] = {}
+        self._owners: dict[tuple[str, str], str] = {}
         self.disabled = disabled_plugins()
         for name in self.disabled:
             self.plugin_manager.set_blocked(name)
@@ -233,7 +234,8 @@ class Registry:
             raise RegistryError(f"plugin {name or plugin!r} cannot be registered: "
                                 f"{self._registration_refused(exc, plugin)}") from None
         if registered is None:
-            raise RegistryError(f"plugin '{name}' is blocked from registering "
+            blocked = name or self.plugin_manager.get_canonical_name(plugin)
+            raise RegistryError(f"plugin '{blocked}' is blocked from registering "
                                 f"({DISABLE_ENV}={','.join(self.disabled)})")
         label = getattr(plugin, "__name__", None) or f"{type(plugin).__name__} object"
         self._providers[registered] = provider or self._providers.get(registered, label)
@@ -244,10 +246,12 @@ class Registry:
             if cause:
                 raise _Malformed(cause)
             self._registrations(registered)
-        except _Malformed as exc:
+        except Exception as exc:  # its own hook failed, or a _Malformed registration
             self.plugin_manager.unregister(name=registered)
             self._explicit.discard(registered)
-            raise RegistryError(f"plugin {self._describe(registered)}: {exc.cause}") from None
+            if isinstance(exc, _Malformed):
+                raise RegistryError(f"plugin {self._describe(registered)}: {exc.cause}") from None
+            raise
         return registered
 
     def _registrations(self, plugin_name: str) -> list[tuple[str, Any]]:
@@ -327,7 +331,7 @@ class Registry:
             if len(names) > 1:
                 self._resolve_duplicate(kind, cname, names, per_plugin)
         table: dict[str, dict[str, Component]] = {kind: {} for kind in NAMES}
-        self._sections = {}
+        self._sections, self._owners = {}, {}
         for name, registrations in per_plugin.items():
             if not self.plugin_manager.has_plugin(name):  # turned off above
                 continue
@@ -337,6 +341,7 @@ class Registry:
                     self._sections[spec.name] = attrs.evolve(spec, provider=provider)
                 else:
                     table[kind][spec.name] = attrs.evolve(spec, provider=provider)
+                    self._owners[(kind, spec.name)] = name
         return table
 
     def _describe(self, name: str) -> str:
@@ -375,6 +380,11 @@ class Registry:
         if self._components is None:
             self._components = self._collect()
         return self._components
+
+    def plugin_of(self, kind: str, name: str) -> str:
+        """The name of the plugin that registered component ``kind:name``."""
+        self.get(kind, name)
+        return self._owners[(kind, name)]
 
     def package(self, plugin: str) -> str:
         """The distribution that installed ``plugin`` (for one registered from Python,

@@ -62,7 +62,7 @@ def targets(registry: Any, target: str) -> list[tuple[str, str]]:
                if p == target or _norm(target) in _plugin_packages(registry, p)]
     if plugins:
         found = [(kind, name) for kind, name in everything
-                 if registry.components(kind)[name].provider.split(" (")[0] in plugins]
+                 if registry.plugin_of(kind, name) in plugins]
         if not found:
             raise RegistryError(f"plugin '{target}' registers no components")
         return found

@@ -436,3 +436,17 @@ def test_an_unknown_param_without_a_close_match_lists_the_valid_keys(registry):
     with pytest.raises(ConfigError, match=r"^unknown key 'masker.params.band_width'; valid keys: "
                                           r"num_targets, target_scale, .*allow_overlap"):
         registry.create("masker", "multiblock", {"band_width": 2})
+
+
+def test_an_explicit_plugin_whose_hook_raises_keeps_its_traceback_and_is_not_left_registered():
+    class Raises:
+        @jepakit.hookimpl
+        def jepakit_losses(self):
+            raise ZeroDivisionError("the author's bug")
+
+    reg = Registry()
+    with pytest.raises(ZeroDivisionError, match="the author's bug"):
+        reg.register(Raises(), name="raises")
+    assert not reg.plugin_manager.has_plugin("raises")
+    assert "smooth_l1" in reg.components("loss")
+    assert reg.plugin_of("loss", "smooth_l1") == "ijepa"
