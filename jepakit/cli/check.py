@@ -24,7 +24,10 @@ from jepakit.kinds import NAMES
 
 def register(sub: Any) -> None:
     p = sub.add_parser("check", help="run the conformance kit over a plugin's components",
-                       description=__doc__.split("\n\n")[1] if __doc__ else None)
+                       description="Run jepakit's conformance kit over every component a "
+                       "plugin registers: PACKAGE_OR_NAME is its entry-point name, its "
+                       "distribution or import name, kind:name, or a component name. "
+                       "Exit code 1 when any component fails (docs/plugins.md).")
     p.add_argument("target", metavar="PACKAGE_OR_NAME",
                    help="plugin, package, kind:name, or a component name")
     p.set_defaults(func=check_command)
