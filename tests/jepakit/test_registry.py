@@ -450,3 +450,20 @@ def test_an_explicit_plugin_whose_hook_raises_keeps_its_traceback_and_is_not_lef
     assert not reg.plugin_manager.has_plugin("raises")
     assert "smooth_l1" in reg.components("loss")
     assert reg.plugin_of("loss", "smooth_l1") == "ijepa"
+
+
+def test_the_masker_kit_reads_a_dataclass_config_too():
+    import dataclasses
+
+    from jepakit.testing import expectations
+
+    @dataclasses.dataclass
+    class OverlapConfig:
+        allow_overlap: bool = True
+        target_scale: tuple[float, float] = (0.1, 0.2)
+
+    class Overlapping:
+        config = OverlapConfig()
+
+    expect = expectations(Overlapping())
+    assert expect.disjoint is False and expect.target_scale == (0.1, 0.2)

@@ -293,20 +293,3 @@ def test_param_strategies_reject_invalid_configs():
     # half of these ratios are invalid: skipped, the valid ones checked
     check_masker(registry, "strict", st.fixed_dictionaries({"mask_ratio": st.floats(0.1, 1.9)}),
                  max_examples=10)
-
-
-def test_expectations_read_a_dataclass_config_too():
-    import dataclasses
-
-    from jepakit.testing import expectations
-
-    @dataclasses.dataclass
-    class OverlapConfig:
-        allow_overlap: bool = True
-        target_scale: tuple[float, float] = (0.1, 0.2)
-
-    class Overlapping:
-        config = OverlapConfig()
-
-    expect = expectations(Overlapping())
-    assert expect.disjoint is False and expect.target_scale == (0.1, 0.2)
