@@ -16,6 +16,7 @@ its mistakes raise :class:`jepakit.RegistryError` at once instead.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata as metadata
 import inspect
 import os
@@ -35,6 +36,8 @@ ENTRY_POINT_GROUP = "jepakit"
 AUTOLOAD_ENV = "JEPAKIT_DISABLE_PLUGIN_AUTOLOAD"
 DISABLE_ENV = "JEPAKIT_DISABLE_PLUGINS"
 SHIPPED_DISTRIBUTION = "jepakit"
+BY_HOOK = {k.hook: k.name for k in KINDS}
+"""Registration hook -> kind."""
 SECTION = "recipe section"
 """The owners table's key for plugin-owned recipe sections (beside the component kinds)."""
 
@@ -188,7 +191,26 @@ class Registry:
         self._distributions[ep.name] = dist_name
         misspelt = self._unknown_hook(ep.name)
         if misspelt:
-            self._turn_off(ep.name, provider, misspelt)
+            self._turn_off(ep.name, provider, misspelt, self._misspelt_components(ep.name))
+
+    def _misspelt_components(self, plugin_name: str) -> tuple[tuple[str, str], ...]:
+        """(kind, name) of what a misspelt registration hook (``jepakit_masker``) returns,
+        so a recipe naming one of them is told why it is missing."""
+        found: list[tuple[str, str]] = []
+        for hook_name in dir(self.plugin_manager.hook):
+            caller = getattr(self.plugin_manager.hook, hook_name)
+            close = difflib.get_close_matches(hook_name, BY_HOOK, n=1, cutoff=0.8)
+            if hook_name.startswith("_") or caller.has_spec() or not close:
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin_name != plugin_name:
+                    continue
+                try:
+                    returned = list(impl.function())
+                except Exception:  # noqa: BLE001 (best effort: the cause is reported anyway)
+                    continue
+                found += _names(BY_HOOK[close[0]], returned)
+        return tuple(found)
 
     def _turn_off(self, name: str, provider: str, cause: str,
                   components: tuple[tuple[str, str], ...] = ()) -> None:

@@ -147,7 +147,7 @@ import jepakit
 
 @jepakit.hookimpl
 def jepakit_masker():
-    return []
+    return [jepakit.Component("misspelt_mask", lambda config: None, dict)]
 '''
 
 # (distribution, entry-point name, module, source)
@@ -245,6 +245,9 @@ def test_the_good_plugin_and_the_shipped_ones_keep_working(autoload):
                              r"'multiblock'"),
     ("loss.name=bare_loss", r"loss.name: loss 'bare_loss' comes from the jepakit plugin 'bare' "
                             r"\(jepakit-bare 0\.1\), which is off: jepakit_losses must return"),
+    ("masker.name=misspelt_mask", r"masker.name: masker 'misspelt_mask' comes from the jepakit "
+                                  r"plugin 'misspelt' \(jepakit-misspelt 0\.1\), which is off: "
+                                  r"it implements 'jepakit_masker'"),
     ("masker.name=needed", r"masker.name: masker 'needed' is not registered; the jepakit plugin "
                            r"'needsmore' \(jepakit-needs-more 0\.1\), which may provide it, is "
                            r"off: importing jepakit_needs_more failed"),
