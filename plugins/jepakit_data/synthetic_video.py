@@ -58,7 +58,7 @@ def frames_for(frames_per_clip: int | None, num_frames: int | None, what: str) -
     must agree when both are given."""
     if frames_per_clip is not None and num_frames is not None and frames_per_clip != num_frames:
         raise ConfigError(f"data.params.frames_per_clip={frames_per_clip} but the encoder takes "
-                          f"clips of model.encoder.params.num_frames={num_frames} ({what})")
+                          f"clips of encoder.params.num_frames={num_frames} ({what})")
     return frames_per_clip or num_frames or DEFAULT_FRAMES
 
 

@@ -16,6 +16,7 @@ as a bad sample.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -60,8 +61,9 @@ def decode_clips(data: bytes, choose: Chooser, *, gray: bool = False, threads: i
     """Each chosen clip as uint8 [T, H, W, C] (C = 1 with ``gray``, else 3).
 
     Frames are decoded in order up to the last one wanted; only the wanted ones are
-    converted. A container that does not state its frame count (webm often does not) is
-    decoded whole first."""
+    converted. For a container that does not state its frame count (webm, mkv), the
+    count comes from its stated duration and rate, and is corrected if the video ends
+    sooner."""
     try:
         return _decode(data, choose, gray, threads)
     except VideoError:
@@ -99,19 +101,8 @@ def _decode(data: bytes, choose: Chooser, gray: bool, threads: int) -> list[torc
         fps = float(rate) if rate else 0.0
         fmt = "gray" if gray else "rgb24"
         declared = int(stream.frames or 0)
-        if declared <= 0:  # count by decoding: keep every frame (bounded), then choose
-            frames = []
-            for frame in container.decode(stream):
-                frames.append(frame)
-                if len(frames) * height * width > MAX_KEPT_PIXELS or len(frames) > MAX_FRAMES:
-                    raise VideoError("video too long to decode without a frame count")
-            if not frames:
-                raise VideoError("no frame could be decoded")
-            short = _ends_early(container, stream, frames[0].pts, frames[-1].pts, fps)
-            if short:
-                raise VideoError(short)
-            clips = _chosen(choose, VideoInfo(len(frames), fps, height, width))
-            return [_stack([_pixels(frames[i], fmt) for i in clip]) for clip in clips]
+        if declared <= 0:
+            return _without_count(container, stream, choose, fmt, fps, height, width)
         if declared > MAX_FRAMES:
             raise VideoError(f"video declares {declared} frames, more than {MAX_FRAMES}")
         clips = _chosen(choose, VideoInfo(declared, fps, height, width))
@@ -130,6 +121,34 @@ def _decode(data: bytes, choose: Chooser, gray: bool, threads: int) -> list[torc
         if count <= last:
             raise VideoError(f"truncated: {count} frame(s) decoded, the container says {declared}")
         return [_stack([kept[i] for i in clip]) for clip in clips]
+
+
+def _without_count(container: object, stream: object, choose: Chooser, fmt: str, fps: float,
+                   height: int, width: int) -> list[torch.Tensor]:
+    """Containers that state no frame count (webm, mkv): choose from the count the stated
+    duration implies and decode only up to the last frame wanted, keeping every frame on
+    the way (bounded); if the video ends sooner, choose again from the frames it has. With
+    no duration, decode it all first."""
+    duration = getattr(container, "duration", None)
+    estimate = min(MAX_FRAMES, round(duration / 1_000_000 * fps)) if duration and fps > 0 else 0
+    clips = _chosen(choose, VideoInfo(estimate, fps, height, width)) if estimate > 0 else None
+    last = max(i for clip in clips for i in clip) if clips else None
+    frames = []
+    for frame in container.decode(stream):  # type: ignore[attr-defined]
+        frames.append(frame)
+        if len(frames) * height * width > MAX_KEPT_PIXELS or len(frames) > MAX_FRAMES:
+            raise VideoError("video too long to decode without a frame count")
+        if last is not None and len(frames) > last:
+            break
+    if not frames:
+        raise VideoError("no frame could be decoded")
+    if last is None or len(frames) <= last:  # decoded to the end: check it, then choose
+        short = _ends_early(container, stream, frames[0].pts, frames[-1].pts, fps)
+        if short:
+            raise VideoError(short)
+        clips = _chosen(choose, VideoInfo(len(frames), fps, height, width))
+    assert clips is not None
+    return [_stack([_pixels(frames[i], fmt) for i in clip]) for clip in clips]
 
 
 def _ends_early(container: object, stream: object, first: int | None, last: int | None,
@@ -166,19 +185,22 @@ def _chosen(choose: Chooser, info: VideoInfo) -> list[list[int]]:
     return clips
 
 
-_reformatter = None
+_reformatter: tuple[int, object] | None = None
 
 
 def _pixels(frame: object, fmt: str) -> object:
     """The frame as an ndarray in ``fmt``, through one reformatter per process: it keeps
     FFmpeg's scaler between frames (``to_ndarray(format=...)`` builds one per frame,
-    which costs 3x the decoding of a small frame)."""
+    which costs 3x the decoding of a small frame). One thread, and one reformatter per
+    process: with FFmpeg's automatic scaler threads, a loader worker forked after the
+    parent had converted a frame hung in its first conversion."""
     global _reformatter
-    if _reformatter is None:
+    if _reformatter is None or _reformatter[0] != os.getpid():
         from av.video.reformatter import VideoReformatter
 
-        _reformatter = VideoReformatter()
-    return _reformatter.reformat(frame, format=fmt).to_ndarray()
+        _reformatter = (os.getpid(), VideoReformatter())
+    converted = _reformatter[1].reformat(frame, format=fmt, threads=1)  # type: ignore[attr-defined]
+    return converted.to_ndarray()
 
 
 def _stack(frames: list) -> torch.Tensor:

@@ -178,3 +178,15 @@ def test_registered_with_the_engine_context(registry, shards):
     ds = registry.create("dataset", "video_webdataset", {"urls": str(shards / "index.json")},
                          image_size=8, in_chans=1, seed=0, num_frames=2)
     assert next(iter(ds))[0].shape == (1, 2, 8, 8)
+
+
+def test_a_loader_worker_batches_clips_and_counts(shards):
+    """The decoder crosses to a loader worker (pickled) and batches are [B, C, T, H, W]."""
+    from jepakit.data.loader import build_loader
+
+    loader = build_loader(dataset(shards / "index.json", size=8, frames=2), batch_size=2,
+                          num_workers=1, seed=0)
+    batches = list(loader)
+    assert len(batches) == 2
+    assert all(b.images.shape == (2, 1, 2, 8, 8) and b.labels is not None for b in batches)
+    assert sum(b.data_stats.good for b in batches if b.data_stats is not None) == 4
