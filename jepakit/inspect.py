@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from jepakit.flops import count_params, mask_sizes, sample_masks, train_step_flops
+from jepakit.flops import count_params, mask_sizes, train_step_flops
+from jepakit.maskcheck import check_draw
 from jepakit.method import build_method
 from jepakit.recipe import Recipe
+
+SAMPLE_BATCH = 32
+"""Images per batch of the masks whose sizes the FLOPs are counted for."""
 
 
 def describe(recipe: Recipe, registry: Any) -> dict[str, Any]:
@@ -14,7 +18,8 @@ def describe(recipe: Recipe, registry: Any) -> dict[str, Any]:
     (per image, for masks drawn from the recipe's masker)."""
     model, masker = build_method(recipe, registry, device="meta")
     grid = tuple(model.encoder.patch_grid)
-    masks = None if masker is None else sample_masks(masker, grid, seed=recipe.train.seed)
+    masks = None if masker is None else check_draw(  # a broken masker stops --dry-run too
+        masker, grid, SAMPLE_BATCH, recipe.train.seed, recipe.spec("masker").name)
     flops = train_step_flops(model, masks, recipe.views)
     return {
         **{f"{name}_params": count_params(child) for name, child in model.named_children()
