@@ -15,6 +15,18 @@ from tqdm import tqdm
 log = logging.getLogger("jepakit")
 
 
+class AboveProgress(logging.Handler):
+    """Writes to stderr through ``tqdm.write``: a warning during training (a collapse
+    warning, a skipped step) gets its own line above the progress bar, which is redrawn
+    below it, instead of landing in the bar's line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)  # sys.stderr now, not at setup
+        except Exception:  # logging must never break the run
+            self.handleError(record)
+
+
 def setup_logging(run_dir: Path | None, verbose: bool = False) -> None:
     """Log to ``run_dir/run.log`` (everything) and stderr (warnings, or info if verbose)."""
     log.setLevel(logging.INFO)
@@ -22,7 +34,7 @@ def setup_logging(run_dir: Path | None, verbose: bool = False) -> None:
     for handler in list(log.handlers):
         log.removeHandler(handler)
         handler.close()
-    console = logging.StreamHandler(sys.stderr)
+    console = AboveProgress()
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     log.addHandler(console)
