@@ -7,8 +7,9 @@ import logging
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -67,11 +68,23 @@ class MetricsWriter:
 
 
 class Progress:
-    """A tqdm bar over steps showing loss, lr and images/s (off when not wanted)."""
+    """A tqdm bar over steps showing loss, lr and images/s (off when not wanted). While
+    it is open, Python warnings (``warnings.warn``, e.g. torch's) print above it too."""
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True) -> None:
         self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="step",
                         dynamic_ncols=True, file=sys.stderr)
+        self._showwarning = warnings.showwarning
+        if enabled:
+            warnings.showwarning = self._show_warning
+
+    def _show_warning(self, message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
+        if file is not None and file is not sys.stderr:
+            self._showwarning(message, category, filename, lineno, file, line)
+            return
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        tqdm.write(text.rstrip("\n"), file=sys.stderr)
 
     def update_to(self, step: int, metrics: dict[str, float]) -> None:
         self.bar.set_postfix(
@@ -81,6 +94,8 @@ class Progress:
         self.bar.update(step - self.bar.n)
 
     def close(self) -> None:
+        if warnings.showwarning == self._show_warning:
+            warnings.showwarning = self._showwarning
         self.bar.close()
 
 
