@@ -70,7 +70,7 @@ def _fmt(v: float) -> str:
         return "0"
     if abs(v) >= 1000 or abs(v) < 0.01:
         return f"{v:.1e}"
-    return f"{v:.3g}"
+    return f"{v:.4g}"  # RankMe 14.18 and 14.23 must not both read 14.2
 
 
 def smooth(values: Sequence[float], half_width: int) -> list[float]:
