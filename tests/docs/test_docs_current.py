@@ -1,5 +1,6 @@
-"""The docs describe the repository as it is: nothing that exists is called "planned", and
-every file a page links to or names is in the repository.
+"""The docs describe the repository as it is: nothing that exists is called "planned", every
+``jepakit`` command a page shows exists, and every file a page links to or names is in the
+repository.
 
 Checked pages: README.md, docs/*.md and the example plugin's README. Files named in
 jepakit's and the plugins' docstrings and comments (``docs/x.md``, ``design.md``) are
@@ -70,6 +71,26 @@ def stale_claims(text: str) -> list[str]:
         named = sorted({c for c in re.findall(r"jepakit (\w[\w-]*)", sentence) if c in known})
         what = f" (`jepakit {'`, `jepakit '.join(named)}` exists)" if named else ""
         found.append(f"line {line}: {sentence!r}{what}")
+    return found
+
+
+def unknown_commands(text: str, known: set[str]) -> list[str]:
+    """``jepakit WORD`` in inline code or a code block where WORD is no command."""
+    code, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif fenced:
+            code.append(line)
+        else:
+            code += re.findall(r"`([^`]+)`", line)
+    found = []
+    for snippet in code:
+        for part in re.split(r"&&|\|\||[;|]|\$\(", snippet.split("#")[0]):
+            # a command: optional "$ ", VAR=value assignments, then jepakit WORD
+            match = re.match(r"\s*(?:\$\s+)?(?:\w+=\S*\s+)*jepakit ([a-z][\w-]*)", part)
+            if match and match.group(1) not in known:
+                found.append(f"`jepakit {match.group(1)}` in {snippet.strip()!r}")
     return found
 
 
@@ -155,6 +176,13 @@ def test_nothing_that_exists_is_called_planned(page):
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_id)
+def test_every_command_a_page_shows_exists(page):
+    unknown = unknown_commands(page.read_text(), commands())
+    assert not unknown, f"{_id(page)} shows commands jepakit does not have " \
+                        f"(it has {', '.join(sorted(commands()))}):\n" + "\n".join(unknown)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_id)
 def test_every_file_a_page_names_exists(page):
     missing = missing_files(page, page.read_text(), tracked())
     assert not missing, f"{_id(page)}:\n" + "\n".join(missing)
@@ -180,6 +208,10 @@ def test_the_checks_catch_what_they_should(tmp_path):
                          "The schedule had 5,791 steps planned.\n")
     assert len(stale) == 3
     assert "`jepakit eval` exists" in stale[1]
+    assert unknown_commands("Run `jepakit train r.yaml`, then\n```\njepakit eval knn --run r\n"
+                            "jepakit evaluate --run r\n```\njepakit is a framework.\n",
+                            commands()) == ["`jepakit train` in 'jepakit train r.yaml'",
+                                            "`jepakit evaluate` in 'jepakit evaluate --run r'"]
     files = tracked()
     page = ROOT / "docs" / "page.md"
     text = ("See [plugins](plugins.md#contracts), [gone](gone.md), [bad](plugins.md#nope),\n"
