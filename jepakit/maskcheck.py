@@ -61,6 +61,23 @@ def check_draw(masker: Masker, grid: tuple[int, int], batch_size: int, seed: int
     return masks
 
 
+class CheckingMasker:
+    """``masker`` with every batch it draws checked (``jepakit masks stats``: 50 batches
+    cost about 5 ms more)."""
+
+    def __init__(self, masker: Masker, name: str) -> None:
+        self.masker, self.name, self.expect = masker, name, contract(masker, name)
+        self.batches = 0
+
+    def __call__(self, batch_size: int, patch_grid: tuple[int, int],
+                 generator: torch.Generator) -> Masks:
+        masks = self.masker(batch_size, patch_grid, generator)
+        self.batches += 1
+        check_batch(masks, batch_size, (int(patch_grid[0]), int(patch_grid[1])), self.name,
+                    self.expect, f"draw {self.batches}")
+        return masks
+
+
 class CheckedMaskStream(MaskStream):
     """A :class:`MaskStream` that checks the first batch it draws and every
     :data:`CHECK_EVERY`-th step's; :meth:`check_start` checks before step 1."""

@@ -110,7 +110,7 @@ def show_command(args: argparse.Namespace) -> int:
 
 def stats_command(args: argparse.Namespace) -> int:
     from jepakit.coverage import format_coverage, measure
-    from jepakit.maskcheck import check_draw
+    from jepakit.maskcheck import CheckingMasker
 
     _positive("batches", args.batches)
     if args.batch_size is not None:
@@ -123,8 +123,8 @@ def stats_command(args: argparse.Namespace) -> int:
     batch_size = args.batch_size or recipe.train.batch_size
     seed = recipe.train.seed if args.seed is None else args.seed
     grid = model.encoder.patch_grid
-    check_draw(masker, grid, batch_size, seed, recipe.spec("masker").name)  # contract first
-    cov = measure(masker, grid, batch_size, args.batches, seed=seed)
+    checked = CheckingMasker(masker, recipe.spec("masker").name)  # the contract, every batch
+    cov = measure(checked, grid, batch_size, args.batches, seed=seed)
     header = (f"{_describe(recipe)} on a {grid[0]}x{grid[1]} grid: {cov.images} images "
               f"({args.batches} batches of {batch_size}), seed {seed}")
     print(header)

@@ -54,7 +54,8 @@ class Plugin:
     @jepakit.hookimpl
     def jepakit_maskers(self):
         return [jepakit.Component("leaky", Leaky, LeakyConfig),
-                jepakit.Component("declared_leaky", Declared, LeakyConfig)]
+                jepakit.Component("declared_leaky", Declared, LeakyConfig),
+                jepakit.Component("late", lambda config: BreaksLater(good=2), LeakyConfig)]
 
     @jepakit.hookimpl
     def jepakit_on_train_start(self, trainer):
@@ -151,3 +152,9 @@ def test_the_first_draw_is_checked_without_check_start():
     stream = CheckedMaskStream(Leaky(LeakyConfig()), (4, 4), seed=0, name="leaky", every=1000)
     with pytest.raises(ConfigError, match="step 8"):
         stream(2, 7)
+
+
+def test_mask_stats_checks_every_batch_it_draws(plugin, capsys):
+    """A masker that breaks on its third draw: stats' first batch is fine, the third is not."""
+    assert main(["masks", "stats", TINY, "masker.name=late", "--batches", "5"]) == 2
+    assert "masker 'late' (draw 3, grid 8x8, batch 32)" in _one_line(capsys.readouterr().err)
