@@ -14,6 +14,7 @@ overlap); scale, determinism and coverage stay with the kit. A violation is a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -40,41 +41,45 @@ def contract(masker: Any, name: str) -> Expectations:
     return Expectations(disjoint=declared.disjoint)
 
 
-def check_batch(masks: Any, batch_size: int, grid: tuple[int, int], name: str,
+def check_batch(masks: Any, batch_size: int, grid: Sequence[int], name: str,
                 expect: Expectations, when: str) -> None:
-    """Raise :class:`ConfigError` (one line) if ``masks`` break the contract."""
-    where = f"masker '{name}' ({when}, grid {grid[0]}x{grid[1]}, batch {batch_size})"
+    """Raise :class:`ConfigError` (one line) if ``masks`` break the contract. ``grid``:
+    the patch grid as the masker got it (rows, columns; or frames, rows, columns)."""
+    sides: Any = tuple(int(s) for s in grid)  # any rank: the kit takes video grids too
+    where = f"masker '{name}' ({when}, grid {'x'.join(map(str, sides))}, batch {batch_size})"
     try:
-        check_masks(masks, batch_size, grid, expect, where=where)
+        check_masks(masks, batch_size, sides, expect, where=where)
     except ConformanceError as exc:
         raise ConfigError(f"{exc}. The masker breaks the masker contract "
                           "(docs/plugins.md#contracts); check it with jepakit.testing.check_masker"
                           ) from None
 
 
-def check_draw(masker: Masker, grid: tuple[int, int], batch_size: int, seed: int,
-               name: str) -> Masks:
-    """Draw one batch as ``--dry-run`` and ``masks stats`` do, check it, return it."""
+def check_draw(masker: Masker, grid: Any, batch_size: int, seed: int, name: str) -> Masks:
+    """Draw one batch as ``--dry-run`` does, check it, return it."""
     masks = masker(batch_size, grid, torch.Generator().manual_seed(seed))
-    check_batch(masks, batch_size, (int(grid[0]), int(grid[1])), name, contract(masker, name),
-                f"seed {seed}")
+    check_batch(masks, batch_size, grid, name, contract(masker, name), f"seed {seed}")
     return masks
 
 
 class CheckingMasker:
     """``masker`` with every batch it draws checked (``jepakit masks stats``: 50 batches
-    cost about 5 ms more)."""
+    cost about 5 ms more); its other attributes (``length_levels``, ...) read through."""
 
     def __init__(self, masker: Masker, name: str) -> None:
         self.masker, self.name, self.expect = masker, name, contract(masker, name)
         self.batches = 0
 
-    def __call__(self, batch_size: int, patch_grid: tuple[int, int],
-                 generator: torch.Generator) -> Masks:
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "masker":  # not set yet (copying): no recursion
+            raise AttributeError(attr)
+        return getattr(self.masker, attr)
+
+    def __call__(self, batch_size: int, patch_grid: Any, generator: torch.Generator) -> Masks:
         masks = self.masker(batch_size, patch_grid, generator)
         self.batches += 1
-        check_batch(masks, batch_size, (int(patch_grid[0]), int(patch_grid[1])), self.name,
-                    self.expect, f"draw {self.batches}")
+        check_batch(masks, batch_size, patch_grid, self.name, self.expect,
+                    f"draw {self.batches}")
         return masks
 
 

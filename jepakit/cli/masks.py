@@ -120,11 +120,11 @@ def stats_command(args: argparse.Namespace) -> int:
 
         check_output(args.heatmap)
     recipe, _, masker, model = _setup(args.recipe, args.overrides)
+    masker = CheckingMasker(masker, recipe.spec("masker").name)  # the contract, every batch
     batch_size = args.batch_size or recipe.train.batch_size
     seed = recipe.train.seed if args.seed is None else args.seed
     grid = model.encoder.patch_grid
-    checked = CheckingMasker(masker, recipe.spec("masker").name)  # the contract, every batch
-    cov = measure(checked, grid, batch_size, args.batches, seed=seed)
+    cov = measure(masker, grid, batch_size, args.batches, seed=seed)
     header = (f"{_describe(recipe)} on a {grid[0]}x{grid[1]} grid: {cov.images} images "
               f"({args.batches} batches of {batch_size}), seed {seed}")
     print(header)
