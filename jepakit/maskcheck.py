@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import torch
 
 from jepakit.contracts import Masker, Masks
@@ -32,13 +33,14 @@ batch would add 0.07% to a step, one in 100 adds 7e-6 (benchmarks/maskcheck_cost
 
 
 def contract(masker: Any, name: str) -> Expectations:
-    """What the run checks for ``masker``: the plain contract, with disjointness as the
-    masker declares it (``allow_overlap`` or ``conformance={'disjoint': False}``)."""
+    """What the run checks for ``masker``: the plain contract, with disjointness (and
+    which context pairs with which target) as the masker declares them (``allow_overlap``
+    or ``conformance={'disjoint': False}``); the scale checks are left to the kit."""
     try:
         declared = expectations(masker)
     except (JepakitError, TypeError) as exc:
         raise ConfigError(f"masker '{name}': {exc}") from None
-    return Expectations(disjoint=declared.disjoint)
+    return attrs.evolve(declared, target_scale=None, context_scale=None)
 
 
 def check_batch(masks: Any, batch_size: int, grid: Sequence[int], name: str,
