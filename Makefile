@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RECIPE ?= recipes/ijepa_tiny.yaml
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv run test lint clean data example-plugin
+.PHONY: venv run test lint clean data data-video example-plugin
 
 venv: $(BIN)/jepakit
 
@@ -39,8 +39,9 @@ FMNIST_FILES := train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3
 
 data: $(FMNIST_OUT)/train/index.json $(FMNIST_OUT)/test/index.json
 
-$(FMNIST_OUT)/%/index.json: | venv
-	@missing=""; for f in $(FMNIST_FILES); do \
+# The shell lines that make sure the IDX files are in FMNIST_SRC (used by data and data-video).
+define ensure_fmnist
+missing=""; for f in $(FMNIST_FILES); do \
 	  [ -f "$(FMNIST_SRC)/$$f.gz" ] || [ -f "$(FMNIST_SRC)/$$f" ] || missing="$$missing $$f.gz"; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null \
 	   && [ "$(FMNIST_SRC)" = /usr/share/datasets/fashion-mnist ]; then \
@@ -53,8 +54,30 @@ $(FMNIST_OUT)/%/index.json: | venv
 	  echo "  (as root on Debian, make data installs the dataset-fashion-mnist package itself)"; \
 	  exit 1; \
 	fi
+endef
+
+$(FMNIST_OUT)/%/index.json: | venv
+	@$(ensure_fmnist)
 	$(BIN)/jepakit shards make $(FMNIST_SRC) $(FMNIST_OUT)/$* --format fashion-mnist --split $* \
 	  --shard-size 5000 --prefix fmnist-$* --overwrite
+
+# Moving Fashion-MNIST as video shards (recipes/vjepa/vjepa_moving_fmnist.yaml): clips of
+# VIDEO_FRAMES frames in which one or two Fashion-MNIST items move over 64x64 frames, H.264
+# in mp4, train clips from the training split, test clips from the test split.
+VIDEO_OUT ?= data/moving-fashion-mnist
+VIDEO_TRAIN ?= 5000
+VIDEO_TEST ?= 1000
+VIDEO_FRAMES ?= 16
+
+data-video: $(VIDEO_OUT)/train/index.json $(VIDEO_OUT)/test/index.json
+
+$(VIDEO_OUT)/train/index.json: VIDEO_COUNT = $(VIDEO_TRAIN)
+$(VIDEO_OUT)/test/index.json: VIDEO_COUNT = $(VIDEO_TEST)
+$(VIDEO_OUT)/%/index.json: | venv
+	@$(ensure_fmnist)
+	$(BIN)/jepakit shards make $(FMNIST_SRC) $(VIDEO_OUT)/$* --format moving-fashion-mnist \
+	  --split $* --count $(VIDEO_COUNT) --frames $(VIDEO_FRAMES) --shard-size 500 \
+	  --prefix mfmnist-$* --overwrite
 
 lint: venv
 	$(BIN)/ruff check jepakit plugins tests benchmarks

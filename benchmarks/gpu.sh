@@ -8,7 +8,9 @@
 # 3. the largest ViT-H/14 batch that fits, without and with activation checkpointing;
 # 4. ViT-B/16 and ViT-H/14 compiled (train.compile's path: one graph per mask-length
 #    bucket; the JSON has the graphs built per module and the compile time);
-# 5. how many loader workers feed one GPU (JPEG shards, 224 px crops, batch 128).
+# 5. how many loader workers feed one GPU (JPEG shards, 224 px crops, batch 128);
+# 6. V-JEPA 2 ViT-L/16, 16 x 256 px clips, batch 24, with and without activation checkpointing.
+# ONLY="smoke vith14_compiled_b1 ..." runs just the named measurements.
 # One JSON per measurement plus summary.json.
 # DRY=1 runs the same sequence on the CPU with one-block models, a few images, fp32 and
 # the eager compile backend: a check that the script works end to end (minutes).
@@ -56,6 +58,7 @@ cat "$out/device.json"
 # run NAME NEED_S CAP_S RECIPE ARGS...: one bench, if NEED_S seconds are left.
 run() {
   local name=$1 need=$2 cap=$3 recipe=$4; shift 4
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
   local l; l=$(left)
   if [ "$l" -lt "$need" ]; then echo "skip $name ($l s left)"; return 2; fi
   [ "$cap" -gt "$l" ] && cap=$l
@@ -81,6 +84,15 @@ run vitb16_eager 40 100 recipes/ijepa_vitb16.yaml "${b128[@]}"
 # target encoder), then 2 (up to 2 + 4 + 1). The JSON's "compilations" counts them.
 run vitb16_compiled_b1 90 180 recipes/ijepa_vitb16.yaml masker.params.length_buckets=1 "${b128[@]}" --compile
 run vitb16_compiled_b2 150 240 recipes/ijepa_vitb16.yaml masker.params.length_buckets=2 "${b128[@]}" --compile
+
+# Video: V-JEPA 2 ViT-L/16 on 16 frames of 256 px (8x16x16 tokens), the official per-GPU
+# batch of 24, bf16, with and without activation checkpointing (the recipe has it on).
+vid=(train.batch_size=24 train.precision=$prec "${steps[@]}")
+[ "${DRY:-0}" = 1 ] && vid=(train.device=cpu train.batch_size=2 train.precision=fp32 encoder.params.size=tiny
+  encoder.params.depth=1 encoder.params.image_size=64 encoder.params.num_frames=4 predictor.params.depth=1 "${steps[@]}")
+run vjepa2_vitl16_ckpt 60 150 recipes/vjepa/vjepa2_vitl16_256px_16f.yaml "${vid[@]}"
+run vjepa2_vitl16 60 150 recipes/vjepa/vjepa2_vitl16_256px_16f.yaml "${vid[@]}" \
+  encoder.params.activation_checkpointing=false predictor.params.activation_checkpointing=false
 
 # Largest ViT-H/14 batch per GPU: grow until the first failure (out of memory).
 for ckpt in false true; do

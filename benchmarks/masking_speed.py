@@ -1,11 +1,16 @@
 """Time every registered masker: masks for one batch (default 128) on a 14x14 grid, one thread.
 
     .venv/bin/python benchmarks/masking_speed.py [--batch-size 128] [--grid 14 14] [--repeats 200]
+    .venv/bin/python benchmarks/masking_speed.py --batch-size 64 --grid 8 16 16   # video
 
 A masker whose config has a ``Literal`` field (e.g. a ``mode``) is timed once per
-value. Prints the fastest, median and 90th-percentile milliseconds per batch (on a
-shared machine the fastest is the least disturbed by other processes); the budget
-is 3 ms on one core (the official I-JEPA collator takes about 32 ms).
+value; on a video grid (frames, rows, columns) only maskers that support it are timed.
+Prints the fastest, median and 90th-percentile milliseconds per batch (on a shared
+machine the fastest is the least disturbed by other processes) and the median as a
+multiple of random masking's in the same run (one random key per patch and a
+partition: the floor for any masker that picks patches), which compares across
+machines. The budget is 3 ms on one core for images (the official I-JEPA collator
+takes about 32 ms).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import attrs
 import torch
 
 from jepakit.config import field_types
+from jepakit.masking import format_grid, grid_ranks
 from jepakit.registry import Component, default_registry
 
 
@@ -52,22 +58,31 @@ def time_masker(masker: Any, batch_size: int, grid: tuple[int, int], repeats: in
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--grid", type=int, nargs=2, default=(14, 14))
+    p.add_argument("--grid", type=int, nargs="+", default=[14, 14],
+                   help="ROWS COLUMNS, or FRAMES ROWS COLUMNS for a video grid")
     p.add_argument("--repeats", type=int, default=200)
     args = p.parse_args()
     torch.set_num_threads(1)
     registry = default_registry()
-    grid = (args.grid[0], args.grid[1])
+    grid = tuple(args.grid)
+    if len(grid) not in (2, 3):
+        p.error("--grid takes 2 or 3 sides")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, batch {args.batch_size}, "
-          f"grid {grid[0]}x{grid[1]}, {args.repeats} repeats")
-    print(f"{'masker':<28} {'min ms':>8} {'median ms':>10} {'p90 ms':>8}")
+          f"grid {format_grid(grid)}, {args.repeats} repeats")
+    baseline = statistics.median(time_masker(registry.create("masker", "random"),
+                                             args.batch_size, grid, args.repeats))
+    print(f"{'masker':<36} {'min ms':>8} {'median ms':>10} {'p90 ms':>8} {'x random':>9}")
     for name, component in sorted(registry.components("masker").items()):
         for params in variants(component):
             masker = registry.create("masker", name, params)
+            if len(grid) not in grid_ranks(masker):
+                continue
             times = time_masker(masker, args.batch_size, grid, args.repeats)
             label = name + "".join(f" {k}={v}" for k, v in params.items())
             p90 = statistics.quantiles(times, n=10)[-1]
-            print(f"{label:<28} {min(times):>8.3f} {statistics.median(times):>10.3f} {p90:>8.3f}")
+            median = statistics.median(times)
+            print(f"{label:<36} {min(times):>8.3f} {median:>10.3f} {p90:>8.3f} "
+                  f"{median / baseline:>9.1f}")
 
 
 if __name__ == "__main__":

@@ -12,13 +12,14 @@ for figures to quote.
 from __future__ import annotations
 
 import argparse
+import pathlib
 import statistics
 import sys
 import time
 
 import torch
 
-from jepakit.compile import compile_modules
+from jepakit.compile import compile_modules, static_shapes
 from jepakit.data.loader import Batch
 from jepakit.method import build_method
 from jepakit.optim import Schedules, build_optimizer
@@ -38,6 +39,7 @@ def main() -> int:
     p.add_argument("recipe")
     p.add_argument("overrides", nargs="*")
     p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--json", default=None, help="write phases, categories, top kernels here")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--compile", action="store_true",
                    help="compile the modules as train.compile does (the first steps compile)")
@@ -52,6 +54,8 @@ def main() -> int:
     model, masker = build_method(recipe, default_registry(), device, total_steps=100)
     if args.compile:
         compile_modules(*dict(model.named_children()).values())
+        configure_device(device, static_shapes=static_shapes(
+            masker, model.encoder.patch_grid, recipe.train.batch_size))
     optimizer = build_optimizer(model.trainable(), recipe.optim)
     schedules = Schedules(recipe.optim, recipe.train)
     batch = recipe.train.batch_size
@@ -107,11 +111,52 @@ def main() -> int:
         for i in range(2):
             step(i + 10, None)
     table = prof.key_averages()
+    if device.type == "cuda":
+        shares = device_time_by_category(table)
+        busy = sum(shares.values())
+        print("device time by category over 2 steps (ms, share of busy time):")
+        for name, us in sorted(shares.items(), key=lambda kv: -kv[1]):
+            print(f"  {name:<12} {us / 1e3:9.1f}  {us / busy:6.1%}")
+        if args.json:
+            import json
+            top = sorted((e for e in table if e.device_type == torch.autograd.DeviceType.CUDA),
+                         key=lambda e: -e.self_device_time_total)[:40]
+            pathlib.Path(args.json).write_text(json.dumps({
+                "recipe": args.recipe, "overrides": args.overrides, "compiled": args.compile,
+                "phases_ms": {k: 1e3 * statistics.median(v) for k, v in phases.items()},
+                "device_ms_by_category": {k: v / 1e3 for k, v in shares.items()},
+                "top_kernels": [{"name": e.key[:160], "ms": e.self_device_time_total / 1e3,
+                                 "calls": e.count} for e in top],
+            }, indent=1))
     print(table.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=48))
     if device.type == "cuda":
         print(table.table(sort_by="self_cuda_time_total", row_limit=12,
                           max_name_column_width=48))
     return 0
+
+
+CATEGORIES = (  # first match wins; kernel names of cuBLAS/CUTLASS, flash attention, inductor
+    ("attention", ("flash", "fmha", "attention", "sdpa")),
+    ("gemm", ("gemm", "nvjet", "cutlass", "xmma", "sm90_", "sm80_", "addmm", "aten::mm",
+              "aten::bmm", "matmul")),
+    ("optimizer", ("multi_tensor", "adam", "foreach", "lerp")),
+    ("copy/cast", ("copy", "memcpy", "to_copy", "cast", "convert")),
+    ("layernorm", ("layer_norm", "layernorm")),
+    ("triton", ("triton",)),
+)
+
+
+def device_time_by_category(table: object) -> dict[str, float]:
+    """Self device time (us) of every kernel, grouped by what the kernel does."""
+    shares: dict[str, float] = {}
+    for e in table:  # type: ignore[attr-defined]
+        if e.device_type != torch.autograd.DeviceType.CUDA or not e.self_device_time_total \
+                or getattr(e, "is_user_annotation", False) or "#" in e.key:
+            continue  # user annotations (Optimizer.step#AdamW.step) span kernels counted already
+        name = e.key.lower()
+        kind = next((k for k, words in CATEGORIES if any(w in name for w in words)), "other")
+        shares[kind] = shares.get(kind, 0.0) + e.self_device_time_total
+    return shares
 
 
 PHASES = ("masks", "to_device", "forward", "backward", "optimizer", "target")

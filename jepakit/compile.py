@@ -66,11 +66,17 @@ def compilations(module: nn.Module) -> int:
     return _COUNTS.get(module, [0])[0]
 
 
-def warn_if_unbucketed(masker: Any, patch_grid: tuple[int, int], batch_size: int) -> None:
+def static_shapes(masker: Any, patch_grid: tuple[int, ...], batch_size: int) -> bool:
+    """Whether ``masker`` draws its token counts from a fixed set (``length_buckets``),
+    so a compiled step meets a few shapes only."""
+    levels = getattr(masker, "length_levels", None)
+    return callable(levels) and levels(patch_grid, batch_size) is not None
+
+
+def warn_if_unbucketed(masker: Any, patch_grid: tuple[int, ...], batch_size: int) -> None:
     """Log a warning when ``masker`` draws token counts from no fixed set: a compiled
     step then builds a graph for every mask size it meets."""
-    levels = getattr(masker, "length_levels", None)
-    if not callable(levels) or levels(patch_grid, batch_size) is None:
+    if not static_shapes(masker, patch_grid, batch_size):
         log.warning("train.compile: the masker draws a new token count most batches, and each "
                     "compiles a new graph; set masker.params.length_buckets (e.g. 3) so a few "
                     "graphs serve the run")

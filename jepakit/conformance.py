@@ -21,6 +21,7 @@ infinity, a gradient on every trainable parameter, and state that round-trips.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,9 @@ WIDTH = 32
 """The embedding width the predictor, projector and loss checks use."""
 GRID = (4, 4)
 """The patch grid the predictor check uses."""
+VIDEO_GRID = (2, 4, 4)
+"""The (frames, rows, columns) grid it also uses for a predictor whose class declares
+``grid_ranks`` with 3 in it (default ``(2,)``: image grids only)."""
 
 
 class ComponentError(AssertionError):
@@ -66,16 +70,25 @@ def _build(registry: Any, kind: str, name: str, **context: Any) -> Any:
                            **context)
 
 
+def sample_input(encoder: Any, batch: int, shrink: int = 1) -> torch.Tensor:
+    """Random input for ``encoder``: images [B, C, H, W], or clips [B, C, T, H, W] for a
+    video encoder (one with ``num_frames``); ``shrink`` divides H and W."""
+    h, w = (int(s) // shrink for s in encoder.image_size)
+    frames = getattr(encoder, "num_frames", None)
+    time = () if frames is None else (int(frames),)
+    return torch.randn(batch, int(encoder.in_chans), *time, h, w)
+
+
 def check_encoder(registry: Any, name: str) -> None:
-    """``encoder(images)`` -> [B, N, D] over the patch grid, ``keep`` -> [B, K, D]."""
+    """``encoder(images)`` -> [B, N, D] over the patch grid (of any rank: N is its
+    product), ``keep`` -> [B, K, D]; a video encoder gets clips [B, C, T, H, W]."""
     torch.manual_seed(0)
     enc = _build(registry, "encoder", name)
     for attr in ("embed_dim", "patch_grid", "image_size", "in_chans"):
         if not hasattr(enc, attr):
             raise _fail("encoder", name, f"has no '{attr}' attribute (the encoder contract)")
-    h, w = enc.image_size
-    n = int(enc.patch_grid[0]) * int(enc.patch_grid[1])
-    images = torch.randn(2, int(enc.in_chans), int(h), int(w))
+    n = math.prod(int(s) for s in enc.patch_grid)
+    images = sample_input(enc, 2)
     tokens = enc(images)
     if tuple(tokens.shape) != (2, n, int(enc.embed_dim)):
         raise _fail("encoder", name, f"encoder(images) gave {tuple(tokens.shape)}, expected "
@@ -91,25 +104,36 @@ def check_encoder(registry: Any, name: str) -> None:
 
 
 def check_predictor(registry: Any, name: str) -> None:
-    """One [B, Kt, D] prediction per target block, from context tokens and indices."""
+    """One [B, Kt, D] prediction per target block, from context tokens and indices, on
+    an image grid and, when the predictor's class declares ``grid_ranks`` with 3, on a
+    video grid."""
+    ranks = tuple(getattr(registry.get("predictor", name).factory, "grid_ranks", (2,)))
+    for grid in (GRID, VIDEO_GRID):
+        if len(grid) in ranks:
+            _check_predictor_on(registry, name, grid)
+
+
+def _check_predictor_on(registry: Any, name: str, grid: tuple[int, ...]) -> None:
     torch.manual_seed(0)
-    pred = _build(registry, "predictor", name, embed_dim=WIDTH, patch_grid=GRID)
-    n = GRID[0] * GRID[1]
+    pred = _build(registry, "predictor", name, embed_dim=WIDTH, patch_grid=grid)
+    n, where = math.prod(grid), f"on a {'x'.join(map(str, grid))} grid"
+    k = n // 2
     order = torch.stack([torch.randperm(n) for _ in range(2)])
-    context_idx, targets = order[:, :8], [order[:, 8:11], order[:, 11:14]]
-    tokens = torch.randn(2, 8, WIDTH, requires_grad=True)
+    context_idx, targets = order[:, :k], [order[:, k:k + 3], order[:, k + 3:k + 6]]
+    tokens = torch.randn(2, k, WIDTH, requires_grad=True)
     out = pred(tokens, context_idx, targets)
     if len(out) != len(targets):
-        raise _fail("predictor", name, f"gave {len(out)} predictions for {len(targets)} targets")
+        raise _fail("predictor", name, f"gave {len(out)} predictions for {len(targets)} targets "
+                    f"{where}")
     for p, t in zip(out, targets, strict=True):
         if tuple(p.shape) != (2, t.shape[1], WIDTH):
             raise _fail("predictor", name, f"a prediction is {tuple(p.shape)}, expected "
-                        f"(2, {t.shape[1]}, {WIDTH})")
+                        f"(2, {t.shape[1]}, {WIDTH}) {where}")
         _finite(p, "predictor", name, "a prediction")
     sum(p.square().mean() for p in out).backward()
     _grads([pred], "predictor", name)
     if tokens.grad is None:
-        raise _fail("predictor", name, "no gradient reaches the context tokens")
+        raise _fail("predictor", name, f"no gradient reaches the context tokens {where}")
 
 
 def check_projector(registry: Any, name: str) -> None:
@@ -224,12 +248,11 @@ def check_method(registry: Any, name: str) -> None:
     torch.manual_seed(0)
     method, masker = build_method(recipe, registry, "cpu")
     enc = method.eval_encoder()
-    c, (h, w) = int(enc.in_chans), enc.image_size
-    images = torch.randn(4, c, int(h), int(w))
+    images = sample_input(enc, 4)
     masks: Masks | None = None
     if masker is not None:
         masks = masker(4, tuple(enc.patch_grid), torch.Generator().manual_seed(0))
-    small = [torch.randn(4, c, int(h) // 2, int(w) // 2) for _ in range(2)]
+    small = [sample_input(enc, 4, shrink=2) for _ in range(2)]
     batch = Batch(images=images, labels=None, masks=masks,
                   views=[images, torch.randn_like(images), *small])
     result = method(batch, 0)

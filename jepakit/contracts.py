@@ -20,24 +20,39 @@ class Masks:
     """What a masker returns for one batch.
 
     ``context[i]`` is LongTensor [B, Kc_i] and ``targets[j]`` LongTensor [B, Kt_j]:
-    patch indices in raster order of ``patch_grid``, equal lengths within a batch.
+    patch indices in raster order of ``patch_grid`` (of any rank: (rows, columns) for
+    images, (frames, rows, columns) for video, frames major), equal lengths within a
+    batch. Which context pairs with which target is the masker's ``pairing``: "all"
+    (the default, I-JEPA: every context with every target) or "zip" (V-JEPA:
+    ``context[c]`` with ``targets[c]`` only, one pair per mask configuration).
     """
 
     context: list[torch.Tensor]
     targets: list[torch.Tensor]
 
     def to(self, device: torch.device | str) -> Masks:
-        nb = torch.device(device).type == "cuda"
-        return Masks(context=[m.to(device, non_blocking=nb) for m in self.context],
-                     targets=[m.to(device, non_blocking=nb) for m in self.targets])
+        if torch.device(device).type != "cuda":
+            return Masks(context=[m.to(device) for m in self.context],
+                         targets=[m.to(device) for m in self.targets])
+        # Pinned, so the copy does not wait for the device to finish the previous step.
+        return Masks(context=[_pinned(m).to(device, non_blocking=True) for m in self.context],
+                     targets=[_pinned(m).to(device, non_blocking=True) for m in self.targets])
+
+
+def _pinned(t: torch.Tensor) -> torch.Tensor:
+    return t if t.is_cuda or t.is_pinned() else t.pin_memory()
 
 
 @runtime_checkable
 class Encoder(Protocol):
-    """``encoder(images [B,C,H,W], keep=None | [B,K]) -> tokens [B, K or N, D]``."""
+    """``encoder(images [B,C,H,W], keep=None | [B,K]) -> tokens [B, K or N, D]``.
+
+    ``patch_grid`` is (rows, columns) for an image encoder; a video encoder takes clips
+    [B, C, T, H, W], has ``num_frames`` and ``tubelet`` too, and its grid is
+    (frames, rows, columns) = (T // tubelet, H // p, W // p). N is the grid's product."""
 
     embed_dim: int
-    patch_grid: tuple[int, int]
+    patch_grid: tuple[int, ...]
     image_size: tuple[int, int]
     in_chans: int
 
@@ -46,10 +61,16 @@ class Encoder(Protocol):
 
 @runtime_checkable
 class Masker(Protocol):
-    """``masker(batch_size, patch_grid, generator) -> Masks``; must pickle (runs in workers)."""
+    """``masker(batch_size, patch_grid, generator) -> Masks``; must pickle (runs in workers).
+
+    ``patch_grid`` may be 2-D (rows, columns) or 3-D (frames, rows, columns); a masker
+    declares the ranks it supports in ``conformance["grid_ranks"]`` (default ``(2,)``)
+    and raises :class:`jepakit.masking.MaskingError` on others. A class attribute
+    ``pairing = "zip"`` says ``context[c]`` pairs with ``targets[c]`` only (default
+    "all")."""
 
     def __call__(
-        self, batch_size: int, patch_grid: tuple[int, int], generator: torch.Generator
+        self, batch_size: int, patch_grid: tuple[int, ...], generator: torch.Generator
     ) -> Masks: ...
 
 

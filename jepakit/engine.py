@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from jepakit import __version__, checkpoint, distributed
-from jepakit.compile import compile_modules, warn_if_unbucketed
+from jepakit.compile import compile_modules, static_shapes, warn_if_unbucketed
 from jepakit.config import unstructure
 from jepakit.contracts import StepResult
 from jepakit.data.badsamples import DataHealth
@@ -309,11 +309,13 @@ def build(
     if masks is not None:  # a broken masker stops here, before data, files or training
         masks.check_start(per_rank)
     in_chans, height, _ = input_shape(model)
+    frames = getattr(getattr(model, "encoder"), "num_frames", None)  # noqa: B009 (video: clip length)
     data = recipe.spec("dataset")
     dataset = registry.create(
         "dataset", data.name, data.params, path="data.params",
         image_size=height, in_chans=in_chans, seed=recipe.train.seed,
         **({"views": recipe.views} if recipe.views is not None else {}),
+        **({"num_frames": frames} if frames is not None else {}),
     )
     if hasattr(dataset, "__len__") and len(dataset) < recipe.train.batch_size:
         raise ConfigError(
@@ -339,6 +341,7 @@ def build(
     if recipe.train.compile:  # one graph per mask-length bucket and module
         if masker is not None:
             warn_if_unbucketed(masker, grid, per_rank)
+            configure_device(device, static_shapes=static_shapes(masker, grid, per_rank))
         compile_modules(*dict(model.named_children()).values())
     trainer = Trainer(recipe, model, masks, Epochs(loader), registry, device, out, env)
     if resume:

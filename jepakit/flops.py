@@ -9,14 +9,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from jepakit.contracts import Masks
 from jepakit.data.loader import Batch
-from jepakit.method import input_shape
+from jepakit.method import input_shape, sample_shape
 
 
 def count_params(module: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-def sample_masks(masker: Any, patch_grid: tuple[int, int], batch_size: int = 32,
+def sample_masks(masker: Any, patch_grid: tuple[int, ...], batch_size: int = 32,
                  seed: int = 0) -> Masks:
     return masker(batch_size, patch_grid, torch.Generator().manual_seed(seed))
 
@@ -29,7 +29,7 @@ def mask_sizes(masks: Masks) -> dict[str, int]:
 
 
 def train_step_flops(model: Any, masks: Masks | None, views: Any = None) -> int:
-    """FLOPs per image of one training step (target forward, context forward and
+    """FLOPs per image (per clip, for a video encoder) of one training step (target forward, context forward and
     backward, predictor forward and backward) for these mask sizes.
 
     Counted by torch's FlopCounterMode on the meta device for one image, so it is
@@ -39,7 +39,7 @@ def train_step_flops(model: Any, masks: Masks | None, views: Any = None) -> int:
         context=[m[:1].to("meta") for m in masks.context],
         targets=[m[:1].to("meta") for m in masks.targets])
     c, h, w = input_shape(model)
-    images = torch.zeros(1, c, h, w, device="meta")
+    images = torch.zeros(1, *sample_shape(getattr(model, "encoder")), device="meta")  # noqa: B009
     view_list = None
     if views:  # the recipe's view groups: one image per view, at each group's size
         view_list = [torch.zeros(1, c, g.size, g.size, device="meta")

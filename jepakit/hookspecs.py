@@ -59,6 +59,21 @@ def jepakit_recipe_sections() -> Iterable[Any]:
 
 
 @hookspec
+def jepakit_shard_formats() -> Iterable[Any]:
+    """Add source formats to ``jepakit shards make --format``: return
+    ``jepakit.data.shards.ShardFormat(name, open, help)`` specs, where
+    ``open(src, options) -> Source`` lists the samples to write (``options``: the
+    command's split, seed, count, frames and fps).
+
+    Example::
+
+        @jepakit.hookimpl
+        def jepakit_shard_formats():
+            return [ShardFormat("my-videos", open_my_videos, "my camera's recordings")]
+    """
+
+
+@hookspec
 def jepakit_on_train_start(trainer: Any) -> None:
     """Called once before the first step, with the trainer (models, recipe, run_dir).
 

@@ -25,6 +25,7 @@ def describe(recipe: Recipe, registry: Any) -> dict[str, Any]:
         **{f"{name}_params": count_params(child) for name, child in model.named_children()
            if name != "target_encoder"},
         "patch_grid": list(grid),
+        "num_frames": getattr(model.encoder, "num_frames", None),
         **(mask_sizes(masks) if masks is not None else {}),
         "train_flops_per_image": flops,
         "train_flops_per_step": flops * recipe.train.batch_size,

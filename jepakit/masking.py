@@ -3,14 +3,17 @@
 Every function here is vectorised over the batch and draws only from the
 generator it is given, so a masker built from them is reproducible from its
 generator state and fast enough for the collate function (docs/masking.md).
-Masks are boolean tensors ``[..., N]`` over the ``N = h * w`` patches of the grid
-in raster order; :func:`to_indices` turns them into the ``[B, K]`` index tensors
-of :class:`jepakit.Masks`.
+Masks are boolean tensors ``[..., N]`` over the ``N`` patches of the grid in
+raster order (``N = h * w`` for an image grid, ``t * h * w`` for a video grid
+(frames, rows, columns), frames major); :func:`to_indices` turns them into the
+``[B, K]`` index tensors of :class:`jepakit.Masks`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -201,9 +204,69 @@ def union(masks: list[torch.Tensor], n: int) -> torch.Tensor:
     return out
 
 
-def check_grid(grid: tuple[int, int]) -> tuple[int, int]:
-    """``grid`` as two positive ints, or a ValueError."""
-    gh, gw = int(grid[0]), int(grid[1])
-    if gh < 1 or gw < 1:
-        raise ValueError(f"patch grid must be positive, got {grid}")
+def grid_shape(grid: Sequence[int]) -> tuple[int, ...]:
+    """``grid`` as a tuple of positive ints of any rank (2: rows, columns; 3: frames,
+    rows, columns), or a ValueError."""
+    shape = tuple(int(s) for s in grid)
+    if not shape or any(s < 1 for s in shape):
+        raise ValueError(f"patch grid must be non-empty and positive, got {tuple(grid)}")
+    return shape
+
+
+def grid_size(grid: Sequence[int]) -> int:
+    """Number of patches ``N`` of a grid of any rank."""
+    return math.prod(int(s) for s in grid)
+
+
+def format_grid(grid: Sequence[int]) -> str:
+    """``"14x14"`` or ``"8x14x14"``."""
+    return "x".join(str(int(s)) for s in grid)
+
+
+def check_grid(grid: Sequence[int], who: str = "this masker") -> tuple[int, int]:
+    """``grid`` as two positive ints; a :class:`MaskingError` naming ``who`` when it is
+    not a 2-D (rows, columns) grid, a ValueError when a side is not positive."""
+    if len(grid) != 2:
+        raise MaskingError(
+            f"{who} needs a 2-D patch grid (rows, columns), got the {len(grid)}-D grid "
+            f"{format_grid(grid)}; for video (frames, rows, columns) use a masker that supports "
+            "it, e.g. vjepa_multiblock or random")
+    gh, gw = grid_shape(grid)
     return gh, gw
+
+
+def grid_ranks(masker: Any) -> tuple[int, ...]:
+    """The grid ranks a masker supports: ``conformance["grid_ranks"]`` when it declares
+    them, else ``(2,)`` (every masker written before video grids existed)."""
+    declared = getattr(masker, "conformance", None)
+    ranks = declared.get("grid_ranks") if isinstance(declared, Mapping) else None
+    return tuple(int(r) for r in ranks) if ranks else (2,)
+
+
+def require_rank(masker: Any, grid: Sequence[int], name: str | None = None) -> None:
+    """A :class:`MaskingError` when ``masker`` does not declare support for ``grid``'s
+    rank: checked once before training, so a 2-D masker never silently reads a video
+    grid as (frames, rows)."""
+    ranks = grid_ranks(masker)
+    if len(grid) not in ranks:
+        who = f"masker '{name}'" if name else type(masker).__name__
+        shown = " or ".join(f"{r}-D" for r in ranks)
+        raise MaskingError(
+            f"{who} works on {shown} patch grids, got the {len(grid)}-D grid "
+            f"{format_grid(grid)} (the encoder's); pick a masker that supports it (e.g. vjepa_multiblock or "
+            f"random for video; a masker that handles {len(grid)}-D grids declares "
+            f"conformance={{'grid_ranks': {(*ranks, len(grid))}}})")
+
+
+def box_masks(grid: Sequence[int], starts: Sequence[torch.Tensor],
+              sides: Sequence[int | torch.Tensor]) -> torch.Tensor:
+    """Boolean masks [*starts[0].shape, N] of axis-aligned boxes on a grid of any rank:
+    ``starts[d]`` and ``sides[d]`` give each box's first index and extent along axis d
+    (the rank-2 case equals :func:`rect_masks`)."""
+    out: torch.Tensor | None = None
+    for d, (size, start, side) in enumerate(zip(grid, starts, sides, strict=True)):
+        span = _span(int(size), start, side)
+        shaped = span.view(*span.shape[:-1], *([1] * d), int(size), *([1] * (len(grid) - d - 1)))
+        out = shaped if out is None else out & shaped
+    assert out is not None
+    return out.flatten(-len(grid))

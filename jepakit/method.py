@@ -77,6 +77,15 @@ def input_shape(method: nn.Module) -> tuple[int, int, int]:
     return int(encoder.in_chans), int(h), int(w)
 
 
+def sample_shape(encoder: Any) -> tuple[int, ...]:
+    """One input sample's shape: (C, T, H, W) for a video encoder (it has ``num_frames``),
+    else (C, H, W)."""
+    h, w = encoder.image_size
+    frames = getattr(encoder, "num_frames", None)
+    t = () if frames is None else (int(frames),)
+    return (int(encoder.in_chans), *t, int(h), int(w))
+
+
 def module_states(method: nn.Module) -> dict[str, Any]:
     """Each module the method owns, by attribute name (``encoder``, ``target_encoder``,
     ...); a module shared under two names (a target that is the online encoder) once."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from collections.abc import Iterator
 
@@ -24,7 +25,7 @@ def select_device(name: str) -> torch.device:
     return device
 
 
-def configure_device(device: torch.device) -> None:
+def configure_device(device: torch.device, static_shapes: bool = False) -> None:
     """Process-wide kernel choices for JEPA training on ``device``.
 
     JEPA token counts change every step (context and target sizes are drawn per
@@ -32,10 +33,14 @@ def configure_device(device: torch.device) -> None:
     shape: measured on an H200 (torch 2.11), 3.4 ms of host time per forward call and
     5.3 ms per backward, which made a ViT-B/16 step 4.5x slower than its GPU work.
     Flash and memory-efficient attention take any length at no set-up cost, so
-    cuDNN's is switched off; everything else keeps torch's defaults.
+    cuDNN's is switched off, unless ``static_shapes`` (a compiled step whose masker draws
+    from a few token counts, ``length_buckets``): then each shape builds its cuDNN graph
+    once, and cuDNN's kernels serve head widths (ViT-H's 80) that flash attention pads.
+    ``JEPAKIT_CUDNN_ATTENTION=0`` or ``1`` overrides the choice.
     """
     if device.type == "cuda":
-        torch.backends.cuda.enable_cudnn_sdp(False)
+        choice = os.environ.get("JEPAKIT_CUDNN_ATTENTION", "")
+        torch.backends.cuda.enable_cudnn_sdp(choice == "1" if choice in ("0", "1") else static_shapes)
 
 
 def select_dtype(precision: str, device: torch.device) -> torch.dtype | None:

@@ -43,11 +43,14 @@ def bench_command(args: argparse.Namespace) -> int:
     print(f"{r['recipe']} on {r['device']} ({r['threads']} threads), {r['precision']}, "
           f"batch {r['batch_size']}")
     print(f"  median step      {r['median_step_s']:.4f} s  ({r['images_per_s']:.1f} images/s)")
+    print(f"  back to back     {r['free_running_step_s']:.4f} s  "
+          f"({r['free_running_images_per_s']:.1f} images/s; no sync between steps, as in training)")
     print(f"  model FLOPs      {format_count(r['model_flops_per_image'])}FLOP per image per step")
     print(f"  achieved         {format_count(r['achieved_flops_per_s'])}FLOP/s")
     if limit:
         print(f"  limit            {format_count(limit)}FLOP/s ({r['limit_source']})")
-        print(f"  fraction         {100 * r['fraction_of_limit']:.1f}% of the limit")
+        print(f"  fraction         {100 * r['fraction_of_limit']:.1f}% of the limit "
+              f"({100 * r['free_running_fraction_of_limit']:.1f}% back to back)")
     print(f"  peak memory      {r['peak_memory_bytes'] / 2**30:.2f} GiB")
     if r["compiled"]:
         counts = ", ".join(f"{name} {n}" for name, n in r["compilations"].items())

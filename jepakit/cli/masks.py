@@ -2,9 +2,13 @@
 
     jepakit masks show recipes/ijepa_tiny.yaml --out masks.png --n 8
     jepakit masks stats recipes/ijepa_tiny.yaml masker.params.mode=official --heatmap cov.png
+    jepakit masks show recipes/ijepa_tiny.yaml masker.name=vjepa_multiblock --grid 8 8 8 --out v.png
 
-``show`` draws sampled context and targets over images from the recipe's data;
-``stats`` prints mean context and target tokens, the histogram of token counts
+``show`` draws sampled context and targets over images from the recipe's data (on a
+video grid (frames, rows, columns), a few frames of each clip side by side; with
+several mask configurations, a context and a target row each); ``--grid`` replaces
+the encoder's patch grid (e.g. to look at video masks over an image recipe, whose
+images are then still clips); ``stats`` prints mean context and target tokens, the histogram of token counts
 (with ``masker.params.length_buckets`` on, the buckets), and the per-patch coverage
 (the least and most likely patch to be in the context and in a target, and the
 patches never covered), and can write the coverage heatmap as a PNG.
@@ -33,6 +37,9 @@ def register(sub: Any) -> None:
     show.add_argument("--seed", type=int, default=None,
                       help="mask generator seed (default: the recipe's train.seed)")
     show.add_argument("--panel", type=int, default=128, help="pixels per image panel")
+    show.add_argument("--frames", type=int, default=4,
+                      help="token frames drawn per clip on a video grid (default 4)")
+    _grid_option(show)
     show.set_defaults(func=show_command)
 
     stats = masks_sub.add_parser("stats", help="mean mask sizes and per-patch coverage")
@@ -45,12 +52,35 @@ def register(sub: Any) -> None:
     stats.add_argument("--seed", type=int, default=None,
                        help="mask generator seed (default: the recipe's train.seed)")
     stats.add_argument("--heatmap", help="also write the coverage heatmap to this PNG")
+    _grid_option(stats)
     stats.set_defaults(func=stats_command)
+
+
+def _grid_option(parser: Any) -> None:
+    parser.add_argument("--grid", type=int, nargs="+", metavar="N", default=None,
+                        help="patch grid to draw on instead of the encoder's: ROWS COLUMNS, or "
+                             "FRAMES ROWS COLUMNS for a video grid")
 
 
 def _positive(name: str, value: int) -> None:
     if value <= 0:
         raise ConfigError(f"--{name} must be > 0, got {value}")
+
+
+def _grid(args: argparse.Namespace, model: Any, recipe: Any, masker: Any) -> tuple[int, ...]:
+    """The patch grid to draw on (``--grid`` or the encoder's), checked against the
+    grid ranks the masker supports."""
+    from jepakit.masking import require_rank
+
+    if args.grid is None:
+        grid = tuple(int(s) for s in model.encoder.patch_grid)
+    else:
+        if len(args.grid) not in (2, 3) or min(args.grid) <= 0:
+            raise ConfigError(f"--grid takes 2 (rows, columns) or 3 (frames, rows, columns) "
+                              f"positive sides, got {' '.join(map(str, args.grid))}")
+        grid = tuple(args.grid)
+    require_rank(masker, grid, recipe.spec("masker").name)
+    return grid
 
 
 def _setup(recipe_path: str, overrides: list[str]) -> tuple[Any, Any, Any, Any]:
@@ -83,34 +113,52 @@ def _sample_images(dataset: Any, n: int) -> list[torch.Tensor]:
     return [s[0] if isinstance(s, (tuple, list)) else s for s in samples]
 
 
+def _lengths(masks: Any, pairing: str) -> str:
+    """``context 150 tokens, targets 20 + 20`` or, per configuration, ``context/target
+    150/40, 60/180 tokens``."""
+    if pairing == "zip":
+        pairs = ", ".join(f"{c.shape[1]}/{t.shape[1]}" for c, t in zip(masks.context, masks.targets))
+        return f"context/target {pairs} tokens"
+    return (f"context {sum(m.shape[1] for m in masks.context)} tokens, "
+            f"targets {' + '.join(str(m.shape[1]) for m in masks.targets)}")
+
+
 def show_command(args: argparse.Namespace) -> int:
     from jepakit.drawing import check_output, draw_samples, save_png
+    from jepakit.masking import format_grid
 
     _positive("n", args.n)
     _positive("panel", args.panel)
+    _positive("frames", args.frames)
     out = check_output(args.out)
     recipe, registry, masker, model = _setup(args.recipe, args.overrides)
+    grid = _grid(args, model, recipe, masker)
+    frames = getattr(model.encoder, "num_frames", None)  # a video encoder's clip length
+    context = {} if frames is None else {"num_frames": int(frames)}
     dataset = registry.create(
         "dataset", recipe.spec("dataset").name, recipe.spec("dataset").params, path="data.params",
         image_size=model.encoder.image_size[0], in_chans=model.encoder.in_chans, seed=recipe.train.seed,
+        **context,
     )
     images = _sample_images(dataset, args.n)
     if not images:
         raise ConfigError(f"data '{recipe.spec('dataset').name}' yielded no images")
     seed = recipe.train.seed if args.seed is None else args.seed
-    grid = model.encoder.patch_grid
     masks = masker(len(images), grid, torch.Generator().manual_seed(seed))
-    title = (f"{recipe.name}: {_describe(recipe)}, grid {grid[0]}x{grid[1]}, seed {seed}; "
-             f"context {sum(m.shape[1] for m in masks.context)} tokens, "
-             f"targets {' + '.join(str(m.shape[1]) for m in masks.targets)}")
-    save_png(draw_samples(images, masks, grid, title=title, panel=args.panel), out)
-    print(f"wrote {out}: {len(images)} images, {_describe(recipe)}, grid {grid[0]}x{grid[1]}")
+    pairing = getattr(masker, "pairing", "all")
+    noun = "clips" if len(grid) == 3 else "images"
+    title = (f"{recipe.name}: {_describe(recipe)}, grid {format_grid(grid)}, seed {seed}; "
+             f"{_lengths(masks, pairing)}")
+    save_png(draw_samples(images, masks, grid, title=title, panel=args.panel, pairing=pairing,
+                          frames=args.frames), out)
+    print(f"wrote {out}: {len(images)} {noun}, {_describe(recipe)}, grid {format_grid(grid)}")
     return 0
 
 
 def stats_command(args: argparse.Namespace) -> int:
     from jepakit.coverage import format_coverage, measure
     from jepakit.maskcheck import CheckingMasker
+    from jepakit.masking import format_grid
 
     _positive("batches", args.batches)
     if args.batch_size is not None:
@@ -123,9 +171,10 @@ def stats_command(args: argparse.Namespace) -> int:
     masker = CheckingMasker(masker, recipe.spec("masker").name)  # the contract, every batch
     batch_size = args.batch_size or recipe.train.batch_size
     seed = recipe.train.seed if args.seed is None else args.seed
-    grid = model.encoder.patch_grid
+    grid = _grid(args, model, recipe, masker)
     cov = measure(masker, grid, batch_size, args.batches, seed=seed)
-    header = (f"{_describe(recipe)} on a {grid[0]}x{grid[1]} grid: {cov.images} images "
+    noun = "clips" if len(grid) == 3 else "images"
+    header = (f"{_describe(recipe)} on a {format_grid(grid)} grid: {cov.images} {noun} "
               f"({args.batches} batches of {batch_size}), seed {seed}")
     print(header)
     levels = getattr(masker, "length_levels", None)

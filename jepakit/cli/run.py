@@ -104,7 +104,7 @@ def dry_run(path: str, overrides: list[str]) -> int:
     for name, key in (("encoder", "encoder_params"), ("predictor", "predictor_params"),
                       ("projector", "projector_params")):
         if key in info:
-            extra = f", patch grid {grid[0]}x{grid[1]}" if name == "encoder" else ""
+            extra = f", patch grid {'x'.join(map(str, grid))}" if name == "encoder" else ""
             rows.append((name, recipe.spec(name).name,
                          f"{format_count(info[key])} parameters ({info[key]:,}){extra}"))
     if recipe.has("target_updater"):
@@ -115,10 +115,11 @@ def dry_run(path: str, overrides: list[str]) -> int:
     if recipe.views:
         rows.append(("views", " + ".join(f"{g.count}x{g.size}px" for g in recipe.views),
                      "global views first"))
+    unit = "clip" if info.get("num_frames") else "image"
     if "context_tokens" in info:
         rows.append(("masks", recipe.spec("masker").name, f"{info['context_tokens']} context, "
-                     f"{info['target_tokens']} target tokens per image"))
-    rows.append(("compute", f"{format_count(info['train_flops_per_image'])}FLOP/image",
+                     f"{info['target_tokens']} target tokens per {unit}"))
+    rows.append(("compute", f"{format_count(info['train_flops_per_image'])}FLOP/{unit}",
                  f"{format_count(info['train_flops_per_step'])}FLOP per step at batch "
                  f"{recipe.train.batch_size}, {info['total_steps']:,} steps"))
     print(f"recipe {path}: valid")

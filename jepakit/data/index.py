@@ -42,6 +42,8 @@ class ShardIndex:
     source: str = ""
     skipped: list[dict[str, str]] = attrs.field(factory=list)
     """``{"path": ..., "reason": ...}`` of each input left out."""
+    dataset: str = "webdataset"
+    """The data source that reads these shards (``video_webdataset`` for videos)."""
 
     @property
     def num_samples(self) -> int:
@@ -49,7 +51,7 @@ class ShardIndex:
 
     def to_json(self) -> str:
         data = {
-            "format": FORMAT, "version": 1, "source": self.source,
+            "format": FORMAT, "version": 1, "source": self.source, "dataset": self.dataset,
             "num_samples": self.num_samples, "num_shards": len(self.shards),
             "pattern": brace_pattern([s["name"] for s in self.shards]),
             "classes": self.classes, "shards": self.shards, "skipped": self.skipped,
@@ -89,6 +91,7 @@ def read_index(url: str) -> ShardIndex:
     return ShardIndex(shards=_entries(url, data.get("shards")),
                       classes=_strings(url, "classes", data.get("classes", [])),
                       source=str(data.get("source", "")),
+                      dataset=str(data.get("dataset", "webdataset")),
                       skipped=[s for s in _list(url, "skipped", data.get("skipped", []))
                                if isinstance(s, dict)])
 

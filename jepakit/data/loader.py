@@ -20,6 +20,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from jepakit.contracts import Masker, Masks
 from jepakit.data.badsamples import DataStats, tally
 from jepakit.errors import JepakitError
+from jepakit.masking import require_rank
 
 # torchdata calls a deprecated torch API on every loader start; the warning is noise to users.
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
@@ -65,9 +66,10 @@ def collate(samples: list[Any]) -> Batch:
 class MaskStream:
     """Masks for each training step, from a generator seeded by (seed, rank, step)."""
 
-    def __init__(self, masker: Masker, patch_grid: tuple[int, int], seed: int, rank: int = 0) -> None:
+    def __init__(self, masker: Masker, patch_grid: tuple[int, ...], seed: int, rank: int = 0) -> None:
         self.masker = masker
-        self.patch_grid = (int(patch_grid[0]), int(patch_grid[1]))
+        self.patch_grid = tuple(int(s) for s in patch_grid)  # rows, columns or frames, rows, columns
+        require_rank(masker, self.patch_grid)  # a 2-D masker must not read a video grid
         self.seed = seed
         self.rank = rank
 

@@ -1,4 +1,6 @@
-"""Write WebDataset shards from an image folder, a flat folder or Fashion-MNIST.
+"""Write WebDataset shards from an image folder, a flat folder or Fashion-MNIST,
+or from any source format a plugin adds (``jepakit_shard_formats``: the data plugin's
+video folders and Moving Fashion-MNIST).
 
 Every image is decoded once before it is written, so broken files are caught
 here (skipped and listed, in the index too) instead of in the middle of a
@@ -15,7 +17,7 @@ import io
 import multiprocessing
 import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,6 +63,36 @@ class Source:
     total: int
     classes: list[str]
     description: str
+    unit: str = "img"
+    """What one job is, for the progress bar."""
+    dataset: str = "webdataset"
+    """The data source that reads the shards written (recorded in the index)."""
+
+
+@attrs.define
+class ShardFormat:
+    """A source format a plugin adds to ``jepakit shards make`` (hook ``jepakit_shard_formats``)."""
+
+    name: str
+    open: Callable[[Path | None, Mapping[str, Any]], Source]
+    """``open(src, options)``: the jobs to write; ``src`` is None when the command gave none,
+    ``options`` holds the command's split, seed, count, frames and fps."""
+    help: str
+    detect: Callable[[Path], bool] | None = None
+    """Whether a folder is in this format, for ``--format auto``."""
+
+
+def plugin_formats() -> dict[str, ShardFormat]:
+    """The source formats installed plugins add, by name."""
+    from jepakit.registry import default_registry
+
+    found: dict[str, ShardFormat] = {}
+    for specs in default_registry().hook().jepakit_shard_formats():
+        for spec in specs:
+            if spec.name in FORMATS or spec.name in found:
+                raise JepakitError(f"two shard formats are named '{spec.name}'")
+            found[spec.name] = spec
+    return found
 
 
 def verify_image(data: bytes) -> str | None:
@@ -125,8 +157,17 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def open_source(src: str | Path, fmt: SourceFormat = "auto", split: str = "train",
-                seed: int = 0) -> Source:
+def open_source(src: str | Path | None, fmt: str = "auto", split: str = "train",
+                seed: int = 0, options: Mapping[str, Any] | None = None) -> Source:
+    extra = plugin_formats() if fmt not in FORMATS or fmt == "auto" else {}
+    if fmt not in FORMATS and fmt not in extra:
+        raise JepakitError(f"unknown format '{fmt}'; choose from "
+                           f"{', '.join([*FORMATS, *extra])}")
+    settings = {"split": split, "seed": seed, **(options or {})}
+    if fmt in extra:
+        return extra[fmt].open(None if src is None else Path(src), settings)
+    if src is None:
+        raise JepakitError(f"--format {fmt} reads a source folder: give SRC before OUT")
     path = Path(src)
     if not path.exists():
         raise JepakitError(f"{path}: no such file or folder")
@@ -134,6 +175,9 @@ def open_source(src: str | Path, fmt: SourceFormat = "auto", split: str = "train
         raise JepakitError(f"{path}: not a folder (give the folder that holds the images)")
     if fmt == "fashion-mnist" or (fmt == "auto" and is_fashion_mnist_dir(path)):
         return fashion_mnist_source(path, split, seed)
+    claimed = [f for f in extra.values() if f.detect is not None and f.detect(path)]
+    if fmt == "auto" and claimed:
+        return claimed[0].open(path, settings)
     layout: Literal["auto", "imagefolder", "files"] = fmt  # type: ignore[assignment]
     return folder_source(path, layout, seed)
 
@@ -205,27 +249,28 @@ def prepared(source: Source, workers: int) -> Iterator[Sample | tuple[str, str]]
         yield from pool.imap(source.prepare, source.jobs, chunksize=chunk)
 
 
-def make_shards(src: str | Path, out: str | Path, *, shard_size: int = 1000,
-                fmt: SourceFormat = "auto", split: str = "train", overwrite: bool = False,
+def make_shards(src: str | Path | None, out: str | Path, *, shard_size: int = 1000,
+                fmt: str = "auto", split: str = "train", overwrite: bool = False,
                 prefix: str = "shard", seed: int = 0, progress: bool = True,
-                workers: int | None = None) -> ShardIndex:
+                workers: int | None = None, options: Mapping[str, Any] | None = None
+                ) -> ShardIndex:
     """Convert ``src`` into ``out/{prefix}-NNNNNN.tar`` shards and ``out/index.json``.
 
-    ``workers`` processes (default: the cores) read, check and encode the images; the
-    output is the same, byte for byte, for any number of them."""
+    ``workers`` processes (default: the cores) read, check and encode the samples; the
+    output is the same, byte for byte, for any number of them. ``options`` go to a
+    plugin's format (:class:`ShardFormat`)."""
     if shard_size < 1:
         raise JepakitError(f"--shard-size must be at least 1, got {shard_size}")
-    if fmt not in FORMATS:
-        raise JepakitError(f"unknown format '{fmt}'; choose from {', '.join(FORMATS)}")
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise JepakitError(f"--workers must be at least 1, got {workers}")
-    source = open_source(src, fmt, split, seed)
+    source = open_source(src, fmt, split, seed, options)
     out = Path(out)
     prepare_output(out, prefix, overwrite)
     sink = _ShardSink(out, prefix, shard_size)
     skipped: list[dict[str, str]] = []
-    bar = tqdm(total=source.total, unit="img", desc="shards", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=source.total, unit=source.unit, desc="shards", disable=not progress,
+               dynamic_ncols=True)
     try:
         for item in prepared(source, workers):
             if isinstance(item, tuple):
@@ -237,10 +282,10 @@ def make_shards(src: str | Path, out: str | Path, *, shard_size: int = 1000,
     finally:
         bar.close()
     if not sink.shards:
-        raise JepakitError(f"{src}: none of its {source.total} image(s) could be decoded; "
-                           "no shards written")
+        raise JepakitError(f"{source.description}: none of its {source.total} input(s) could "
+                           "be decoded; no shards written")
     index = ShardIndex(shards=sink.shards, classes=source.classes, source=source.description,
-                       skipped=skipped)
+                       skipped=skipped, dataset=source.dataset)
     tmp = out / f".{INDEX_NAME}.tmp"
     tmp.write_text(index.to_json())
     os.replace(tmp, out / INDEX_NAME)

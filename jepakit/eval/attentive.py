@@ -220,7 +220,7 @@ def pixel_patch(source: Any) -> int:
     """Patch size for pixel tokens: the encoder's (``image_size / patch_grid``) when there
     is one, else the largest divisor of the image size up to 16."""
     if source.encoder is not None and hasattr(source.encoder, "patch_grid"):
-        return int(source.image_size) // int(source.encoder.patch_grid[0])
+        return int(source.image_size) // int(source.encoder.patch_grid[-2])  # rows, on any grid
     return max(p for p in range(1, 17) if source.image_size % p == 0)
 
 

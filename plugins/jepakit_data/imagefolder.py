@@ -23,6 +23,7 @@ from jepakit.data.views import ViewGroup
 from jepakit.data.viewsources import ViewDecoder
 from jepakit.errors import ConfigError, JepakitError
 
+from .still_clips import StillClipDecoder, check_frames
 from .transforms import ImageStreamConfig
 
 
@@ -41,7 +42,7 @@ class ImageFiles(StreamingDataset):
     """Units are file paths; labels come from the scan."""
 
     def __init__(self, files: list[Path], labels: list[int] | None, classes: list[str],
-                 decoder: ImageDecoder, options: ImageFolderConfig, seed: int = 0,
+                 decoder: ImageDecoder | StillClipDecoder, options: ImageFolderConfig, seed: int = 0,
                  root: Path | None = None) -> None:
         super().__init__([str(f) for f in files], decoder, options, seed=seed)
         self.labels = dict(zip(self.units, labels)) if labels is not None else {}
@@ -63,8 +64,10 @@ class ImageFiles(StreamingDataset):
 
 
 def make_imagefolder(config: ImageFolderConfig, *, image_size: int, in_chans: int = 3,
-                     seed: int = 0, views: list[ViewGroup] | None = None) -> ImageFiles:
-    """Samples are ``(image, label)``, or ``(list of views, label)`` when ``views`` is given."""
+                     seed: int = 0, views: list[ViewGroup] | None = None,
+                     num_frames: int | None = None) -> ImageFiles:
+    """Samples are ``(image, label)``, or ``(list of views, label)`` when ``views`` is given;
+    with ``num_frames`` (a video encoder), each image is a still clip [C, T, H, W]."""
     if not config.root:
         raise ConfigError("data.params.root is empty: point it at your image folder")
     try:
@@ -75,5 +78,7 @@ def make_imagefolder(config: ImageFolderConfig, *, image_size: int, in_chans: in
     decoder = (ImageDecoder(config.transform(image_size, in_chans), in_chans, extensions)
                if views is None else
                ViewDecoder(config.views(views, in_chans), seed, in_chans, extensions))
-    return ImageFiles(scan.files, scan.labels, scan.classes, decoder, config, seed=seed,
-                      root=Path(config.root))
+    frames = check_frames(num_frames)
+    return ImageFiles(scan.files, scan.labels, scan.classes,
+                      decoder if frames is None else StillClipDecoder(decoder, frames), config,
+                      seed=seed, root=Path(config.root))

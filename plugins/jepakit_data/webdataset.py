@@ -26,6 +26,7 @@ from jepakit.data.views import ViewGroup
 from jepakit.data.viewsources import ViewDecoder
 from jepakit.errors import ConfigError
 
+from .still_clips import StillClipDecoder, check_frames
 from .transforms import ImageStreamConfig
 
 
@@ -117,11 +118,15 @@ class TarShards(StreamingDataset):
 
 
 def make_webdataset(config: WebDatasetConfig, *, image_size: int, in_chans: int = 3,
-                    seed: int = 0, views: list[ViewGroup] | None = None) -> TarShards:
-    """Samples are ``(image, label)``, or ``(list of views, label)`` when ``views`` is given."""
+                    seed: int = 0, views: list[ViewGroup] | None = None,
+                    num_frames: int | None = None) -> TarShards:
+    """Samples are ``(image, label)``, or ``(list of views, label)`` when ``views`` is given;
+    with ``num_frames`` (a video encoder), each image is a still clip [C, T, H, W]."""
     urls, expected = resolve_urls(config)
     keys = _keys(config.image_keys)
     decoder = (ImageDecoder(config.transform(image_size, in_chans), in_chans, keys, config.label_key)
                if views is None else
                ViewDecoder(config.views(views, in_chans), seed, in_chans, keys, config.label_key))
-    return TarShards(urls, decoder, config, seed=seed, expected=expected)
+    frames = check_frames(num_frames)
+    return TarShards(urls, decoder if frames is None else StillClipDecoder(decoder, frames),
+                     config, seed=seed, expected=expected)

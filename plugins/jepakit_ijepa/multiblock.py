@@ -261,7 +261,7 @@ class MultiBlockMasker:
         cfg = self.config
         if not cfg.length_buckets:
             return None
-        grid = check_grid(patch_grid)
+        grid = check_grid(patch_grid, "multiblock")
         key = (grid, batch_size)
         if key not in self._levels:
             def draw(generator: torch.Generator, levels: LengthLevels) -> int:
@@ -275,16 +275,17 @@ class MultiBlockMasker:
     def conformance(self) -> dict[str, Any]:
         """What :func:`jepakit.testing.check_masker` may expect (beyond what it reads
         from the config): official mode does not reach every patch and caps block
-        sides at grid - 1, so its blocks can undershoot the scale on small grids."""
+        sides at grid - 1, so its blocks can undershoot the scale on small grids. Both
+        modes draw 2-D (rows, columns) grids only: a video grid is a MaskingError."""
         if self.config.mode == "official":
             return {"context_reachable": False, "target_reachable": False,
-                    "target_scale": None, "context_scale": None, "min_grid": (8, 8)}
-        return {"min_grid": (4, 4)}
+                    "target_scale": None, "context_scale": None, "min_grid": (8, 8), "grid_ranks": (2,)}
+        return {"min_grid": (4, 4), "grid_ranks": (2,)}
 
     def __call__(
         self, batch_size: int, patch_grid: tuple[int, int], generator: torch.Generator
     ) -> Masks:
-        grid = check_grid(patch_grid)
+        grid = check_grid(patch_grid, "multiblock")
         if self.config.mode == "official":
             return _official(self.config, batch_size, grid, generator)
         return _corrected(self.config, batch_size, grid, generator,

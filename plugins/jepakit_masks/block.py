@@ -59,14 +59,14 @@ class BlockMasker:
     def __init__(self, config: BlockConfig) -> None:
         self.config = config
 
-    conformance = {"min_grid": (1, 2), "context_reachable": False}
-    """Any grid of two patches or more. A block wider (taller) than half the grid
+    conformance = {"min_grid": (1, 2), "context_reachable": False, "grid_ranks": (2,)}
+    """Any 2-D grid of two patches or more. A block wider (taller) than half the grid
     always covers the middle columns (rows), so those are never in the context:
     with the paper's scale of 0.6 the centre of the image is always a target."""
 
     def __call__(self, batch_size: int, patch_grid: tuple[int, int],
                  generator: torch.Generator) -> Masks:
-        grid = check_grid(patch_grid)
+        grid = check_grid(patch_grid, "block masking")
         n = grid[0] * grid[1]
         if n < 2:
             raise MaskingError(f"block masking needs at least 2 patches, got a {grid} grid")

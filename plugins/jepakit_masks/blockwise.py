@@ -124,13 +124,13 @@ class BlockwiseMasker:
     def __init__(self, config: BlockwiseConfig) -> None:
         self.config = config
 
-    conformance = {"min_grid": (1, 2)}
-    """Any grid of two patches or more; the target is a union of blocks, not one rectangle."""
+    conformance = {"min_grid": (1, 2), "grid_ranks": (2,)}
+    """Any 2-D grid of two patches or more; the target is a union of blocks, not one rectangle."""
 
     def __call__(self, batch_size: int, patch_grid: tuple[int, int],
                  generator: torch.Generator) -> Masks:
         cfg = self.config
-        gh, gw = check_grid(patch_grid)
+        gh, gw = check_grid(patch_grid, "blockwise masking")
         n = gh * gw
         if n < 2:
             raise MaskingError(f"blockwise masking needs at least 2 patches, got a {gh}x{gw} grid")

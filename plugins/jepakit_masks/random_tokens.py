@@ -6,6 +6,10 @@ target; the context is every other patch. The paper's ablation uses a ratio of
 0.6 (context ratio 0.4) and reaches 17.6% on 1% ImageNet against multi-block's
 54.2%: scattered targets are predictable from neighbouring context patches, so
 the task stays low-level.
+
+It ignores the grid's layout, so it works on grids of any rank: image grids
+(rows, columns) and video grids (frames, rows, columns) alike (VideoMAE's "random"
+masking, Tong et al. 2022, arXiv 2203.12602, when used on a video grid).
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ import attrs
 import torch
 
 from jepakit.contracts import Masks
-from jepakit.masking import MaskingError, check_grid, random_order, smallest_k
+from jepakit.masking import (
+    MaskingError,
+    format_grid,
+    grid_shape,
+    grid_size,
+    random_order,
+    smallest_k,
+)
 
 from ._checks import ratio
 
@@ -37,15 +48,15 @@ class RandomMasker:
     def __init__(self, config: RandomConfig) -> None:
         self.config = config
 
-    conformance = {"min_grid": (1, 2)}
-    """Any grid of two patches or more."""
+    conformance = {"min_grid": (1, 2), "grid_ranks": (2, 3)}
+    """Any grid of two patches or more, image or video."""
 
-    def __call__(self, batch_size: int, patch_grid: tuple[int, int],
+    def __call__(self, batch_size: int, patch_grid: tuple[int, ...],
                  generator: torch.Generator) -> Masks:
-        gh, gw = check_grid(patch_grid)
-        n = gh * gw
+        n = grid_size(grid_shape(patch_grid))
         if n < 2:
-            raise MaskingError(f"random masking needs at least 2 patches, got a {gh}x{gw} grid")
+            raise MaskingError(f"random masking needs at least 2 patches, got a "
+                               f"{format_grid(patch_grid)} grid")
         k = min(max(round(self.config.mask_ratio * n), 1), n - 1)
         target = smallest_k(random_order(batch_size, n, generator), k)
         return Masks(

@@ -45,12 +45,12 @@ class RasterizedMasker:
     def __init__(self, config: RasterizedConfig) -> None:
         self.config = config
 
-    conformance = {"min_grid": (2, 2)}
-    """Quadrants need at least two rows and two columns."""
+    conformance = {"min_grid": (2, 2), "grid_ranks": (2,)}
+    """Quadrants need a 2-D grid of at least two rows and two columns."""
 
     def __call__(self, batch_size: int, patch_grid: tuple[int, int],
                  generator: torch.Generator) -> Masks:
-        grid = check_grid(patch_grid)
+        grid = check_grid(patch_grid, "rasterized masking")
         if min(grid) < 2:
             raise MaskingError(f"rasterized masking needs a grid of at least 2x2, got {grid}")
         order = torch.rand(batch_size, 4, generator=generator).argsort(dim=1)

@@ -217,8 +217,9 @@ def _mask_picture(trainer: Any, step: int, batch: Any, watch: Watch) -> None:
         n = min(IMAGES_IN_MASK_PICTURE, batch.images.shape[0])
         images = [img.detach().float().cpu() for img in batch.images[:n]]
         masks = subset(batch.masks, n).to("cpu")
+        masker = getattr(trainer.masks, "masker", None)
         picture = draw_samples(images, masks, trainer.model.encoder.patch_grid, title=f"step {step}",
-                               panel=96)
+                               panel=96, pairing=getattr(masker, "pairing", "all"))
     except Exception as exc:
         if "masks" not in watch.failed:
             watch.failed.add("masks")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
 
 from jepakit.cli import main
 
@@ -22,6 +25,11 @@ def test_bench_runs_two_steps_and_writes_json(repo_root, tmp_path, capsys):
     assert 0 < result["fraction_of_limit"]
     assert result["achieved_flops_per_s"] == result["model_flops_per_image"] * 16 / result["median_step_s"]
     assert "median step" in capsys.readouterr().out
+    # back to back: the same FLOPs over the free-running step time
+    assert result["free_running_images_per_s"] == 16 / result["free_running_step_s"]
+    assert result["free_running_fraction_of_limit"] == pytest.approx(
+        result["model_flops_per_image"] * 16 / result["free_running_step_s"]
+        / result["limit_flops_per_s"])
 
 
 def test_bench_rejects_zero_steps(repo_root, capsys):
@@ -63,7 +71,13 @@ def test_configure_device_turns_cudnn_attention_off_only_for_cuda():
         configure_device(torch.device("cuda"))  # sets a flag: needs no GPU
         assert not torch.backends.cuda.cudnn_sdp_enabled()
         assert torch.backends.cuda.flash_sdp_enabled()
+        configure_device(torch.device("cuda"), static_shapes=True)  # one graph per bucket
+        assert torch.backends.cuda.cudnn_sdp_enabled()
+        os.environ["JEPAKIT_CUDNN_ATTENTION"] = "0"
+        configure_device(torch.device("cuda"), static_shapes=True)
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
     finally:
+        os.environ.pop("JEPAKIT_CUDNN_ATTENTION", None)
         torch.backends.cuda.enable_cudnn_sdp(before)
 
 

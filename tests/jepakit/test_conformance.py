@@ -72,3 +72,41 @@ def test_the_kit_catches_a_parameter_without_gradient_and_a_detached_loss():
         check_component(registry, "encoder", "frozen_part")
     with pytest.raises(ComponentError, match="no gradient reaches its inputs"):
         check_component(registry, "loss", "no_grad")
+
+
+class _GridPredictor(nn.Module):
+    """A position table over the whole grid (any rank), gathered at the target indices."""
+
+    grid_ranks = (2, 3)
+
+    def __init__(self, config, *, embed_dim, patch_grid):
+        super().__init__()
+        self.patch_grid = tuple(patch_grid)
+        self.pos = nn.Parameter(torch.randn(int(torch.tensor(patch_grid).prod()), embed_dim))
+        self.proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, tokens, context_idx, target_idx):
+        pooled = self.proj(tokens.mean(dim=1, keepdim=True))
+        return [pooled + self.pos[t] for t in target_idx]
+
+
+class _ImageOnlyGrid(_GridPredictor):
+    """Declares video grids but predicts only the first target on them."""
+
+    def forward(self, tokens, context_idx, target_idx):
+        out = super().forward(tokens, context_idx, target_idx)
+        return out[:1] if len(self.patch_grid) == 3 else out
+
+
+class _Grids:
+    @jepakit.hookimpl
+    def jepakit_predictors(self):
+        return [jepakit.Component("any_grid", _GridPredictor, _Empty),
+                jepakit.Component("image_only_grid", _ImageOnlyGrid, _Empty)]
+
+
+def test_predictors_declaring_video_grids_are_checked_on_one():
+    registry = Registry(plugins=[_Grids()])
+    check_component(registry, "predictor", "any_grid")
+    with pytest.raises(ComponentError, match="gave 1 predictions for 2 targets on a 2x4x4 grid"):
+        check_component(registry, "predictor", "image_only_grid")

@@ -158,3 +158,20 @@ def test_mask_stats_checks_every_batch_it_draws(plugin, capsys):
     """A masker that breaks on its third draw: stats' first batch is fine, the third is not."""
     assert main(["masks", "stats", TINY, "masker.name=late", "--batches", "5"]) == 2
     assert "masker 'late' (draw 3, grid 8x8, batch 32)" in _one_line(capsys.readouterr().err)
+
+
+class LeakyVideo:
+    """On a (frames, rows, columns) grid: context = the first half plus one target patch."""
+
+    conformance = {"grid_ranks": (2, 3)}
+
+    def __call__(self, batch_size, grid, generator):
+        n = grid[0] * grid[1] * grid[2]
+        return jepakit.Masks(context=[torch.arange(n // 2 + 1).repeat(batch_size, 1)],
+                             targets=[torch.arange(n // 2, n).repeat(batch_size, 1)])
+
+
+def test_video_grids_are_checked_too():
+    with pytest.raises(ConfigError, match=r"masker 'clip' \(seed 0, grid 2x4x4, batch 2\): "
+                                          r"context\[0\] and the targets overlap in clip 0"):
+        check_draw(LeakyVideo(), (2, 4, 4), 2, 0, "clip")

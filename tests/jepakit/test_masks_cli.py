@@ -113,3 +113,46 @@ def test_stats_reports_the_length_histogram_and_buckets(capsys):
     assert main(["masks", "stats", TINY, GRID_14, *FAST]) == 0
     out = capsys.readouterr().out
     assert "buckets:" not in out and re.search(r"lengths: context \d+ distinct", out)
+
+
+VJEPA = ["masker.name=vjepa_multiblock", "masker.params={}"]
+
+
+def test_stats_on_a_video_grid(capsys):
+    assert main(["masks", "stats", TINY, *VJEPA, "--grid", "4", "8", "8", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "masker vjepa_multiblock on a 4x8x8 grid: 256 clips" in out
+    assert re.search(r"tokens per clip: context [\d.]+ .*targets [\d.]+ in 2 mask", out)
+    per_mask = re.search(r"per mask: context ([\d.]+), ([\d.]+); targets ([\d.]+), ([\d.]+)", out)
+    assert per_mask, out
+    short_context, long_context, short_target, long_target = map(float, per_mask.groups())
+    assert long_context < short_context and long_target > short_target  # 2 x 0.7 vs 8 x 0.15
+    assert "never covered (frame, row, column)" in out
+    for which in ("context", "target"):
+        low, high, never = _row(out, which)
+        assert 0 < low <= high <= 1 and never == "none"
+
+
+def test_show_draws_a_few_frames_of_each_clip(tmp_path, capsys):
+    path = tmp_path / "clips.png"
+    assert main(["masks", "show", TINY, *VJEPA, "--grid", "4", "8", "8", "--out", str(path),
+                 "--n", "2", "--panel", "32", "--frames", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "2 clips, masker vjepa_multiblock, grid 4x8x8" in out
+    with Image.open(path) as image:
+        assert image.width > 2 * 3 * 32  # 2 clips of 3 frames side by side
+        assert image.height > 5 * 32  # image, then context and target per configuration
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--grid", "4", "8", "8"], "masker 'multiblock' works on 2-D patch grids, got the 3-D "
+                                    "grid 4x8x8"),
+        (["--grid", "2", "8", "8", "8"], "--grid takes 2 (rows, columns) or 3"),
+        (["--grid", "0", "8"], "positive sides, got 0 8"),
+    ],
+)
+def test_grid_errors_are_one_line(argv, message, capsys):
+    assert main(["masks", "stats", TINY, *argv]) == 2
+    assert message in _one_line_error(capsys.readouterr().err)

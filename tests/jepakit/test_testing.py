@@ -293,3 +293,152 @@ def test_param_strategies_reject_invalid_configs():
     # half of these ratios are invalid: skipped, the valid ones checked
     check_masker(registry, "strict", st.fixed_dictionaries({"mask_ratio": st.floats(0.1, 1.9)}),
                  max_examples=10)
+
+
+# -- video grids and zip pairing ------------------------------------------------------------
+
+
+def _video_split(batch, grid, g, configurations=2):
+    """Per configuration a random split of every clip's patches into context and target."""
+    n = grid[0] * grid[1] * (grid[2] if len(grid) == 3 else 1)
+    pairs = [_split(batch, n, max(1, n // 3), g) for _ in range(configurations)]
+    return [c for c, _ in pairs], [t for _, t in pairs]
+
+
+class ZipMasker(Good):
+    """Two configurations, context[c] paired with targets[c] only (V-JEPA style)."""
+
+    pairing = "zip"
+    conformance = {"min_grid": (1, 2), "grid_ranks": (2, 3)}
+
+    def __call__(self, batch, grid, g):
+        context, targets = _video_split(batch, grid, g)
+        return jepakit.Masks(context=context, targets=targets)
+
+
+class ZipSwapped(ZipMasker):
+    """Pairs each context with the other configuration's target: overlaps its own."""
+
+    def __call__(self, batch, grid, g):
+        masks = super().__call__(batch, grid, g)
+        return jepakit.Masks(context=masks.context[::-1], targets=masks.targets)
+
+
+class ZipUneven(ZipMasker):
+    def __call__(self, batch, grid, g):
+        masks = super().__call__(batch, grid, g)
+        return jepakit.Masks(context=masks.context[:1], targets=masks.targets)
+
+
+class VideoOverlap(ZipMasker):
+    """On a video grid, the context holds every patch."""
+
+    pairing = "all"
+
+    def __call__(self, batch, grid, g):
+        masks = super().__call__(batch, grid, g)
+        n = grid[0] * grid[1] * (grid[2] if len(grid) == 3 else 1)
+        return jepakit.Masks(context=[torch.arange(n).repeat(batch, 1)], targets=masks.targets[:1])
+
+
+class LastFrameNeverTarget(ZipMasker):
+    """Never puts the last frame of a clip in a target."""
+
+    pairing = "all"
+    conformance = {"min_grid": (2, 1, 2), "grid_ranks": (3,)}
+
+    def __call__(self, batch, grid, g):
+        t, h, w = grid
+        n, per_frame = t * h * w, h * w
+        scores = random_order(batch, n, g)
+        scores[:, n - per_frame:] = torch.iinfo(scores.dtype).max
+        target = smallest_k(scores, max(1, (n - per_frame) // 2))
+        return jepakit.Masks(context=[to_indices(~target)], targets=[to_indices(target)])
+
+
+class BadPairing(Good):
+    pairing = "pairwise"
+
+
+class BadRanks(Good):
+    conformance = {"grid_ranks": (4,)}
+
+
+VIDEO_MASKERS = {"zip": ZipMasker, "zip_swapped": ZipSwapped, "zip_uneven": ZipUneven,
+                 "video_overlap": VideoOverlap, "last_frame": LastFrameNeverTarget,
+                 "bad_pairing": BadPairing, "bad_ranks": BadRanks}
+
+
+class _VideoPlugin:
+    @jepakit.hookimpl
+    def jepakit_maskers(self):
+        return [Component(name, cls, PlainConfig) for name, cls in VIDEO_MASKERS.items()]
+
+
+@pytest.fixture(scope="module")
+def video_registry() -> Registry:
+    return Registry([_VideoPlugin()], entry_points=False)
+
+
+def test_zip_pairing_passes_on_image_and_video_grids(video_registry):
+    assert expectations(ZipMasker(PlainConfig())).pairing == "zip"
+    for rank in (2, 3):
+        check_masker(video_registry, "zip", max_examples=8, grid_ranks=(rank,))
+
+
+def test_zip_masks_fail_when_checked_as_every_context_with_every_target():
+    masks = ZipMasker(PlainConfig())(4, (2, 4, 4), torch.Generator().manual_seed(0))
+    check_masks(masks, 4, (2, 4, 4), Expectations(pairing="zip"))
+    with pytest.raises(ConformanceError, match=r"context\[0\] and the targets overlap in clip"):
+        check_masks(masks, 4, (2, 4, 4), Expectations(pairing="all"))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("zip_swapped", r"\(grid 8x14x14, .*context\[0\] and targets\[0\] overlap in clip \d+ at "
+                        r"patch \d+ \(frame, row, column \d+, \d+, \d+\)"),
+        ("zip_uneven", r"pairing 'zip' pairs context\[c\] with targets\[c\], but there are 1 "
+                       r"contexts and 2 targets"),
+        ("video_overlap", r"context\[0\] and the targets overlap in clip 0"),
+    ],
+)
+def test_broken_video_maskers_fail_naming_clip_and_frame(video_registry, name, message):
+    with pytest.raises(ConformanceError, match=message):
+        check_masker(video_registry, name, max_examples=4, grid_ranks=(3,))
+
+
+def test_unreachable_frame_is_named(video_registry):
+    with pytest.raises(ConformanceError) as info:
+        check_masker(video_registry, "last_frame", max_examples=4)
+    message = str(info.value)
+    assert re.search(r"never in any target over \d+ clips: \d+: frame \d+;", message), message
+
+
+@pytest.mark.parametrize(("name", "message"), [("bad_pairing", "pairing: expected one of"),
+                                               ("bad_ranks", "grid_ranks must list 2 and/or 3")])
+def test_bad_video_declarations_are_named(video_registry, name, message):
+    with pytest.raises(ConfigError, match=message):
+        check_masker(video_registry, name, max_examples=2)
+
+
+def test_checking_an_undeclared_rank_is_refused(kit_registry):
+    with pytest.raises(ConformanceError, match=r"declares grid_ranks=\(2,\), asked to check"):
+        check_masker(kit_registry, "good", max_examples=2, grid_ranks=(3,))
+
+
+def test_box_targets_on_a_video_grid_are_checked_against_the_scale():
+    # one 2x2x2 box of a 4x4x4 grid: 8 of 64 patches, 12.5%
+    target = torch.zeros(3, 4, 4, 4, dtype=torch.bool)
+    target[:, 1:3, 0:2, 2:4] = True
+    masks = jepakit.Masks(context=[to_indices(~target.flatten(1))],
+                          targets=[to_indices(target.flatten(1))])
+    check_masks(masks, 3, (4, 4, 4), Expectations(target_scale=(0.1, 0.15)))
+    with pytest.raises(ConformanceError, match=r"targets\[0\] of clip 0 is a 2x2x2 block "
+                                               r"\(8 patches\), outside target_scale"):
+        check_masks(masks, 3, (4, 4, 4), Expectations(target_scale=(0.5, 0.6)))
+    target[:, 0, 0, 0] = True  # a ninth patch outside the box
+    scattered = jepakit.Masks(context=[to_indices(~target.flatten(1))],
+                              targets=[to_indices(target.flatten(1))])
+    with pytest.raises(ConformanceError, match=r"not one box \(9 patches in a 3x2x4 box\)"):
+        check_masks(scattered, 3, (4, 4, 4), Expectations(target_scale=(0.1, 0.15)))
