@@ -27,6 +27,7 @@ from jepakit.contracts import Masks
 from jepakit.data.loader import Batch
 from jepakit.errors import JepakitError
 from jepakit.flops import train_step_flops
+from jepakit.inspect import without_recompute
 from jepakit.method import build_method, sample_shape
 from jepakit.optim import Schedules, build_optimizer
 from jepakit.recipe import Recipe, load_recipe
@@ -196,7 +197,7 @@ def run_bench(recipe_path: str, overrides: Sequence[str] = (), steps: int = 10, 
     batch = recipe.train.batch_size
     # The masks every step will draw are known up front (the same generator state), so
     # their FLOPs are counted off the timed path.
-    meta_model, masker = build_method(recipe, registry, "meta")
+    meta_model, masker = build_method(without_recompute(recipe, registry), registry, "meta")
     if masker is None:
         raise JepakitError(f"jepakit bench times masked methods; method "
                            f"'{recipe.spec('method').name}' draws no masks")

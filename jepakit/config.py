@@ -7,6 +7,7 @@ expected, and unknown keys get a did-you-mean.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import types
 import typing
@@ -17,6 +18,23 @@ import attrs
 from jepakit.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
+
+
+def is_config_class(tp: Any) -> bool:
+    """An attrs class or a dataclass: the two kinds of config class params are checked against."""
+    return isinstance(tp, type) and (attrs.has(tp) or dataclasses.is_dataclass(tp))
+
+
+def _required_and_known(cls: type) -> tuple[list[str], list[str]]:
+    """(every field name, the names without a default) of an attrs class or dataclass."""
+    if attrs.has(cls):
+        fields = attrs.fields(cls)  # type: ignore[arg-type]
+        return ([f.name for f in fields if f.init],
+                [f.name for f in fields if f.init and f.default is attrs.NOTHING])
+    dc_fields = [f for f in dataclasses.fields(cls) if f.init]
+    return ([f.name for f in dc_fields],
+            [f.name for f in dc_fields if f.default is dataclasses.MISSING
+             and f.default_factory is dataclasses.MISSING])
 
 
 def _type_name(tp: Any) -> str:
@@ -31,7 +49,7 @@ def _type_name(tp: Any) -> str:
         args = get_args(tp)
         inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in args)
         return f"{origin.__name__}[{inner}]"
-    if attrs.has(tp):
+    if is_config_class(tp):
         return "mapping"
     return getattr(tp, "__name__", str(tp))
 
@@ -64,7 +82,7 @@ def convert(value: Any, tp: Any, path: str) -> Any:
                     deeper = exc
                 continue
         raise deeper or _fail(path, value, tp)
-    if attrs.has(tp):
+    if is_config_class(tp):
         return structure(tp, value, path)
     if tp is bool:
         if isinstance(value, bool):
@@ -117,7 +135,7 @@ def convert(value: Any, tp: Any, path: str) -> Any:
 
 
 def field_types(cls: type) -> dict[str, Any]:
-    """Resolved annotations of an attrs class (works with ``from __future__ import annotations``)."""
+    """Resolved annotations of an attrs class or dataclass (works with ``from __future__ import annotations``)."""
     return typing.get_type_hints(cls)
 
 
@@ -126,21 +144,21 @@ def structure(cls: type[T], data: Any, path: str = "") -> T:
     where = path or "<root>"
     if data is None:
         data = {}
-    if attrs.has(type(data)) and isinstance(data, cls):
+    if is_config_class(type(data)) and isinstance(data, cls):
         return data
+    known, required = _required_and_known(cls)
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {data!r}")
-    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
+        keys = ", ".join(known) or "none"
+        raise ConfigError(f"{where}: expected a mapping (keys: {keys}), got {data!r}")
     hints = field_types(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         key_path = f"{path}.{key}" if path else str(key)
-        if key not in fields:
-            raise ConfigError(f"unknown key '{key_path}'{did_you_mean(str(key), fields)}")
+        if key not in known:
+            hint = did_you_mean(str(key), known) or f"; valid keys: {', '.join(known) or 'none'}"
+            raise ConfigError(f"unknown key '{key_path}'{hint}")
         kwargs[key] = convert(value, hints[key], key_path)
-    missing = [
-        name for name, f in fields.items() if f.default is attrs.NOTHING and name not in kwargs
-    ]
+    missing = [name for name in required if name not in kwargs]
     if missing:
         names = ", ".join(f"{path}.{m}" if path else m for m in missing)
         raise ConfigError(f"missing required key(s): {names}")
@@ -167,9 +185,11 @@ def _validator_message(exc: Exception, path: str) -> str:
 
 
 def unstructure(obj: Any) -> Any:
-    """Plain YAML-ready data from an attrs instance (tuples become lists)."""
+    """Plain YAML-ready data from an attrs or dataclass instance (tuples become lists)."""
     if attrs.has(type(obj)):
         return {f.name: unstructure(getattr(obj, f.name)) for f in attrs.fields(type(obj))}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: unstructure(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
         return [unstructure(v) for v in obj]
     if isinstance(obj, dict):

@@ -22,6 +22,15 @@ class RegistryError(JepakitError):
     """An unknown or duplicate component name."""
 
 
+class JepakitWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it
+    as one ``jepakit: warning:`` line)."""
+
+
+class PluginWarning(JepakitWarning):
+    """An installed plugin is broken and was turned off; the others work."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ' (did you mean ...?)' suffix, or '' when nothing is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

@@ -314,10 +314,22 @@ def load_recipe(
     for override in others:
         apply_override(data, override, owned)
     raw = {name: data.pop(name) for name in list(data) if name in owned}
+    _check_component_sections(data)
     recipe = structure(Recipe, data)
     recipe.sections = {name: structure(cls, raw.get(name) or {}, name)
                        for name, cls in owned.items()}
     return resolve_components(recipe, registry)
+
+
+def _check_component_sections(data: dict[str, Any]) -> None:
+    """``masker: stripes`` (or ``masker=stripes`` on the command line) names a component
+    without the section's ``name:`` key: say how to write it."""
+    for section in BY_SECTION:
+        value = data.get(section)
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            raise ConfigError(f"{section}: expected a section {{name: ..., params: {{...}}}}, "
+                              f"got {value!r}; to pick a component write "
+                              f"'{section}: {{name: {value}}}' or override {section}.name={value}")
 
 
 def resolve_components(recipe: Recipe, registry: Any = None) -> Recipe:
@@ -331,6 +343,7 @@ def resolve_components(recipe: Recipe, registry: Any = None) -> Recipe:
         for i, spec in enumerate(specs):
             where = f"{_sec(kind)}[{i}]" if isinstance(getattr(recipe, _sec(kind)), list) \
                 else _sec(kind)
+            registry.components(kind.name)  # registry-wide errors are not this section's
             try:
                 registry.get(kind.name, spec.name)
             except JepakitError as exc:

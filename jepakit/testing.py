@@ -45,6 +45,7 @@ from typing import Any
 import attrs
 import torch
 
+from jepakit.config import is_config_class
 from jepakit.contracts import Masks
 from jepakit.coverage import describe_patches
 from jepakit.errors import ConfigError, did_you_mean
@@ -97,7 +98,7 @@ def expectations(masker: Any) -> Expectations:
                           f"{pairing!r}")
     found["pairing"] = pairing
     config = getattr(masker, "config", None)
-    if config is not None and attrs.has(type(config)):
+    if config is not None and is_config_class(type(config)):
         if hasattr(config, "allow_overlap"):
             found["disjoint"] = not bool(config.allow_overlap)
         for key in ("target_scale", "context_scale"):

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
-from jepakit.errors import JepakitError
+from jepakit.errors import JepakitError, JepakitWarning
 
-COMMAND_MODULES = ("run", "plugins", "recipe", "bench", "shards", "masks", "convert", "export", "eval", "ui")
+COMMAND_MODULES = ("run", "plugins", "check", "recipe", "bench", "shards", "masks", "convert", "export", "eval", "ui")
 """Modules of :mod:`jepakit.cli` whose ``register(subparsers)`` adds commands."""
 
 
@@ -39,13 +41,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args))
     except JepakitError as exc:
         print(f"jepakit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("jepakit: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """jepakit's own warnings as one ``jepakit: warning:`` line; others as Python prints them."""
+    if issubclass(category, JepakitWarning):
+        print(f"jepakit: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -93,9 +93,12 @@ def open_moving_fmnist(src: Path | None, options: Mapping[str, Any]) -> Source:
     folder = src or Path(FASHION_MNIST_DIRS[0])
     split = str(options.get("split", "train"))
     images, labels = fashion_mnist(folder, split)
-    count = options.get("count") or len(labels)
-    frames, fps, seed = int(options.get("frames") or 16), int(options.get("fps") or 8), \
-        int(options.get("seed", 0))
+    def given(key: str, default: int) -> int:
+        value = options.get(key)
+        return default if value is None else int(value)
+
+    count, frames, fps = given("count", len(labels)), given("frames", 16), given("fps", 8)
+    seed = given("seed", 0)
     if count < 1 or frames < 1 or fps < 1:
         raise JepakitError(f"moving-fashion-mnist: --count, --frames and --fps must be at least "
                            f"1, got {count}, {frames}, {fps}")

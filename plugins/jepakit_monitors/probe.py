@@ -35,9 +35,11 @@ def held_out_images(trainer: Any, encoder: Any, samples: int
     """``(images, labels, description)`` of ``samples`` labelled images the run never saw."""
     recipe = trainer.recipe
     size, chans = int(encoder.image_size[0]), int(encoder.in_chans)
+    frames = getattr(encoder, "num_frames", None)  # a video encoder: clips of its length
     dataset = trainer.registry.create("dataset", recipe.data.name, recipe.data.params,
                                       path="data.params", image_size=size, in_chans=chans,
-                                      seed=recipe.train.seed)
+                                      seed=recipe.train.seed,
+                                      **({"num_frames": int(frames)} if frames else {}))
     make = getattr(dataset, "held_out", None)
     if callable(make):
         held: Dataset = make(samples)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ import torch.nn.functional as F
 from hypothesis import strategies as st
 
 import jepakit
+import jepakit.registry as registry_module
+from jepakit.cli import main
 from jepakit.contracts import Loss, Masker
 from jepakit.masking import MaskingError
 from jepakit.testing import check_masker
@@ -61,6 +64,26 @@ def test_masker_passes_the_conformance_kit(registry):
     check_masker(registry, "lines", params, max_examples=15)
 
 
+def test_jepakit_check_passes_every_component(monkeypatch, capsys):
+    """`jepakit check` (the first step of docs/plugins.md#checking-your-plugin) on the
+    package, with the module registered by hand (it works from the source tree)."""
+    monkeypatch.setattr(registry_module, "_default",
+                        jepakit.Registry(plugins=[jepakit_plugin_example]))
+    assert main(["check", "jepakit_plugin_example"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^masker:lines +pass ", out, re.M) and re.search(r"^loss:cosine +pass ",
+                                                                        out, re.M)
+    assert out.rstrip().endswith("2 passed, 0 skipped, 0 failed")
+
+
+def test_the_masker_declares_its_smallest_grid(registry):
+    masker = registry.create("masker", "lines", {"num_targets": 2})
+    assert masker.conformance == {"min_grid": (3, 3)}
+    masker(1, (3, 3), torch.Generator())  # the declared grid works
+    with pytest.raises(MaskingError):
+        masker(1, (2, 2), torch.Generator())
+
+
 def test_masker_draws_whole_lines(registry):
     masker = registry.create("masker", "lines", {"num_targets": 2, "orientation": "columns",
                                                  "context_ratio": 0.5})
@@ -101,6 +124,10 @@ def test_installed_package_trains_through_its_entry_point(tmp_path):
     assert listing.returncode == 0, listing.stderr
     rows = {tuple(line.split()[:3]) for line in listing.stdout.splitlines()}
     assert ("masker", "lines", "example") in rows and ("loss", "cosine", "example") in rows
+    check = subprocess.run([sys.executable, "-m", "jepakit.cli", "check", "jepakit-plugin-example"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "2 passed, 0 skipped, 0 failed" in check.stdout
     run = subprocess.run([sys.executable, "-m", "jepakit.cli", "run", str(RECIPE), "--run-dir",
                           str(tmp_path / "run"), *SMALL], env=env, capture_output=True,
                          text=True, timeout=300)

@@ -80,7 +80,7 @@ def test_structure_none_means_defaults():
         ({"inner": {"size": 1}, "names": [1]}, ["sec.names[0]", "expected str"]),
         ({"inner": {"size": 1}, "table": {"k": "v"}}, ["sec.table.k", "expected int"]),
         ({"inner": {"size": 1}, "maybe": "x"}, ["sec.maybe", "int | null"]),
-        ({"inner": 5}, ["sec.inner", "mapping of Inner"]),
+        ({"inner": 5}, ["sec.inner", "expected a mapping (keys: size"]),
         ({"inner": {"size": 1}, "positive": 0}, ["sec", "positive"]),
     ],
 )

@@ -32,6 +32,10 @@ class TinyClips(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.n
 
+    def held_out(self, n: int) -> list:
+        """Clips past the training indices, for the end-of-run probe."""
+        return [self[self.n + i] for i in range(n)]
+
     def __getitem__(self, i: int):
         clip = torch.zeros(self.chans, self.frames, self.size, self.size)
         for t in range(self.frames):
@@ -83,3 +87,14 @@ def test_the_engine_trains_and_resumes_a_video_recipe(tmp_path):
     resumed.fit()
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
+
+
+def test_the_end_of_run_probe_encodes_clips_of_the_encoders_length(tmp_path):
+    registry = Registry(plugins=[_Plugin()])
+    trainer = jepakit.build(RECIPE, ["train.steps=1", "monitors.probe_samples=24",
+                                     "checkpoint.every_steps=0"],
+                            run_dir=tmp_path / "run", registry=registry)
+    SEEN.clear()
+    summary = trainer.fit()
+    assert SEEN["num_frames"] == 4  # the probe's dataset was asked for 4-frame clips too
+    assert 0.0 <= summary["probe_accuracy"] <= 1.0

@@ -20,7 +20,7 @@ I-JEPA's blocks, in the spirit of the paper's masking ablations (Assran et al.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 import torch
@@ -45,6 +45,14 @@ class LinesMasker:
 
     def __init__(self, config: LinesConfig) -> None:
         self.config = config
+
+    @property
+    def conformance(self) -> dict[str, Any]:
+        """What jepakit's conformance kit (``jepakit check``) may expect beyond its
+        defaults: the smallest grid that leaves a line for the context. Smaller grids raise
+        MaskingError, which the kit would skip, so it draws from here up."""
+        side = self.config.num_targets + 1
+        return {"min_grid": (side, side)}
 
     def __call__(self, batch_size: int, patch_grid: tuple[int, int],
                  generator: torch.Generator) -> jepakit.Masks:
