@@ -30,6 +30,7 @@ from jepakit.data.loader import Batch, Epochs, MaskStream, build_loader
 from jepakit.errors import ConfigError, JepakitError
 from jepakit.faults import NonFiniteWatch, PreemptionFlag
 from jepakit.flops import mask_sizes
+from jepakit.maskcheck import CheckedMaskStream
 from jepakit.method import build_method, input_shape, load_module_states, module_states
 from jepakit.optim import Schedules, build_optimizer
 from jepakit.recipe import Recipe, dump_recipe, load_recipe
@@ -302,6 +303,11 @@ def build(
     seed_everything(recipe.train.seed)  # identical initial weights on every rank
     model, masker = build_method(recipe, registry, device)
     seed_everything(recipe.train.seed + env.rank)
+    grid = tuple(getattr(model, "encoder").patch_grid)  # noqa: B009 (contract attribute)
+    masks = None if masker is None else CheckedMaskStream(
+        masker, grid, seed=recipe.train.seed, rank=env.rank, name=recipe.spec("masker").name)
+    if masks is not None:  # a broken masker stops here, before data, files or training
+        masks.check_start(per_rank)
     in_chans, height, _ = input_shape(model)
     frames = getattr(getattr(model, "encoder"), "num_frames", None)  # noqa: B009 (video: clip length)
     data = recipe.spec("dataset")
@@ -332,14 +338,11 @@ def build(
             and not cpu_has_native_bf16():
         log.warning("train.precision=bf16 on a CPU without native bf16: matmuls are emulated "
                     "and far slower than fp32")
-    grid = tuple(getattr(model, "encoder").patch_grid)  # noqa: B009 (contract attribute)
     if recipe.train.compile:  # one graph per mask-length bucket and module
         if masker is not None:
             warn_if_unbucketed(masker, grid, per_rank)
             configure_device(device, static_shapes=static_shapes(masker, grid, per_rank))
         compile_modules(*dict(model.named_children()).values())
-    masks = None if masker is None else MaskStream(masker, grid, seed=recipe.train.seed,
-                                                   rank=env.rank)
     trainer = Trainer(recipe, model, masks, Epochs(loader), registry, device, out, env)
     if resume:
         trainer.resume(resume)

@@ -6,8 +6,9 @@ from typing import Any
 
 import yaml
 
-from jepakit.flops import count_params, mask_sizes, sample_masks, train_step_flops
+from jepakit.flops import count_params, mask_sizes, train_step_flops
 from jepakit.kinds import RECIPE_KINDS
+from jepakit.maskcheck import check_draw
 from jepakit.method import build_method
 from jepakit.recipe import Recipe, dump_recipe, load_recipe
 
@@ -24,12 +25,17 @@ def without_recompute(recipe: Recipe, registry: Any) -> Recipe:
     return load_recipe(yaml.safe_load(dump_recipe(recipe)), extra, registry)
 
 
+SAMPLE_BATCH = 32
+"""Images per batch of the masks whose sizes the FLOPs are counted for."""
+
+
 def describe(recipe: Recipe, registry: Any) -> dict[str, Any]:
     """Build the models on the meta device and count parameters and step FLOPs
     (per image, for masks drawn from the recipe's masker; recomputation not counted)."""
     model, masker = build_method(without_recompute(recipe, registry), registry, device="meta")
     grid = tuple(model.encoder.patch_grid)
-    masks = None if masker is None else sample_masks(masker, grid, seed=recipe.train.seed)
+    masks = None if masker is None else check_draw(  # a broken masker stops --dry-run too
+        masker, grid, SAMPLE_BATCH, recipe.train.seed, recipe.spec("masker").name)
     flops = train_step_flops(model, masks, recipe.views)
     return {
         **{f"{name}_params": count_params(child) for name, child in model.named_children()

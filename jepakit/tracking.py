@@ -7,12 +7,25 @@ import logging
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
 log = logging.getLogger("jepakit")
+
+
+class AboveProgress(logging.Handler):
+    """Writes to stderr through ``tqdm.write``: a warning during training (a collapse
+    warning, a skipped step) gets its own line above the progress bar, which is redrawn
+    below it, instead of landing in the bar's line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)  # sys.stderr now, not at setup
+        except Exception:  # logging must never break the run
+            self.handleError(record)
 
 
 def setup_logging(run_dir: Path | None, verbose: bool = False) -> None:
@@ -22,7 +35,7 @@ def setup_logging(run_dir: Path | None, verbose: bool = False) -> None:
     for handler in list(log.handlers):
         log.removeHandler(handler)
         handler.close()
-    console = logging.StreamHandler(sys.stderr)
+    console = AboveProgress()
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     log.addHandler(console)
@@ -55,11 +68,23 @@ class MetricsWriter:
 
 
 class Progress:
-    """A tqdm bar over steps showing loss, lr and images/s (off when not wanted)."""
+    """A tqdm bar over steps showing loss, lr and images/s (off when not wanted). While
+    it is open, Python warnings (``warnings.warn``, e.g. torch's) print above it too."""
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True) -> None:
         self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="step",
                         dynamic_ncols=True, file=sys.stderr)
+        self._showwarning = warnings.showwarning
+        if enabled:
+            warnings.showwarning = self._show_warning
+
+    def _show_warning(self, message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
+        if file is not None and file is not sys.stderr:
+            self._showwarning(message, category, filename, lineno, file, line)
+            return
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        tqdm.write(text.rstrip("\n"), file=sys.stderr)
 
     def update_to(self, step: int, metrics: dict[str, float]) -> None:
         self.bar.set_postfix(
@@ -69,6 +94,8 @@ class Progress:
         self.bar.update(step - self.bar.n)
 
     def close(self) -> None:
+        if warnings.showwarning == self._show_warning:
+            warnings.showwarning = self._showwarning
         self.bar.close()
 
 

@@ -157,6 +157,7 @@ def show_command(args: argparse.Namespace) -> int:
 
 def stats_command(args: argparse.Namespace) -> int:
     from jepakit.coverage import format_coverage, measure
+    from jepakit.maskcheck import CheckingMasker
     from jepakit.masking import format_grid
 
     _positive("batches", args.batches)
@@ -167,6 +168,7 @@ def stats_command(args: argparse.Namespace) -> int:
 
         check_output(args.heatmap)
     recipe, _, masker, model = _setup(args.recipe, args.overrides)
+    masker = CheckingMasker(masker, recipe.spec("masker").name)  # the contract, every batch
     batch_size = args.batch_size or recipe.train.batch_size
     seed = recipe.train.seed if args.seed is None else args.seed
     grid = _grid(args, model, recipe, masker)

@@ -238,8 +238,10 @@ def _probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
             sweep[f"{wd:g}"] = init.accuracy(val_x, train_y[val_idx])
         best = max(weight_decays, key=lambda wd: (sweep[f"{wd:g}"], wd))
         init = fits[best]
+        chosen_by = "sweep"
     else:  # too few examples to validate (low-shot): see low_shot_decay
         best = low_shot_decay(weight_decays)
+        chosen_by = "low-shot rule" if len(weight_decays) > 1 else "given"
     clf = _fit_whitened(train_x, train_y, classes, best, max_iter, init,
                         white=Whitened.of(train_x, stats, diagonal=diagonal))
     pred = clf.predict(test_x)
@@ -249,6 +251,7 @@ def _probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
         "accuracy": float(hit.mean()) if len(test_y) else float("nan"),
         "train_accuracy": clf.accuracy(train_x, train_y),
         "weight_decay": best,
+        "weight_decay_chosen_by": chosen_by,
         "val_accuracy_by_weight_decay": sweep,
         "per_class_accuracy": {k: (None if math.isnan(v) else v) for k, v in per_class.items()},
         "classifier": clf,
@@ -256,6 +259,7 @@ def _probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
 
 
 def low_shot_decay(weight_decays: Sequence[float]) -> float:
-    """The penalty when there are too few examples to hold any out: the middle of the
-    grid (1e-3 for the default grid)."""
+    """The penalty when too few images are held out to sweep (fewer than
+    :data:`MIN_VALIDATION`, or than classes): the middle of the grid (1e-3 for the
+    default grid), neither extreme, since no data can choose (docs/evaluation.md)."""
     return sorted(weight_decays)[len(weight_decays) // 2]

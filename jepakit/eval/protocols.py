@@ -164,7 +164,9 @@ def run_knn(source: FeatureSource, d: EvalData, shots: int | None = None, k: int
         raise JepakitError("k-NN needs k >= 1 and temperature > 0")
     start = time.perf_counter()
     acc = knn_accuracy(d.train.x, d.train.y, d.test.x, d.test.y, k, temperature)
-    return {"protocol": "knn", "accuracy": acc, "k": k, "temperature": temperature,
+    used = min(k, len(d.train.y))  # knn_predict's k: fewer training images, all of them vote
+    return {"protocol": "knn", "accuracy": acc, "k": used, "k_requested": k,
+            "temperature": temperature,
             **_common(source, d, shots), "probe_s": time.perf_counter() - start}
 
 
@@ -186,6 +188,8 @@ def summary_line(r: dict[str, Any]) -> str:
         r["protocol"], f"{r.get('k')}-NN")
     shots = f", {r['shots']}-shot" if r.get("shots") else ""
     extra = f", weight decay {r['weight_decay']:g}" if r["protocol"] == "linear" else ""
+    if r["protocol"] == "linear" and r.get("weight_decay_chosen_by") == "low-shot rule":
+        extra += " (fixed: too few held-out images to sweep)"
     if r["protocol"] == "attentive":
         extra = f", lr {r['learning_rate']:g}, weight decay {r['weight_decay']:g}"
     if r.get("tokens"):

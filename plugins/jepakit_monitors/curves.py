@@ -50,12 +50,27 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [first + i * step for i in range(int((hi - first) / step) + 1)]
 
 
+def tick_labels(ticks: Sequence[float]) -> list[str]:
+    """Labels for evenly spaced ticks, with as many digits as their spacing needs: a
+    RankMe axis from 14.18 to 14.23 reads 14.18, 14.19, ..., not "14.2" five times."""
+    if len(ticks) < 2:
+        return [_fmt(t) for t in ticks]
+    step = abs(ticks[1] - ticks[0])
+    top = max(abs(t) for t in ticks)
+    digits = -math.floor(math.log10(step) + 1e-9)  # decimals that tell the ticks apart
+    if top >= 1e5 or top < 1e-3:  # scientific, with mantissa digits down to the step
+        mantissa = max(0, math.floor(math.log10(top) + 1e-9) + digits)
+        return [f"{t:.{mantissa}e}" if t else "0" for t in ticks]
+    return [f"{t:.{max(0, digits)}f}" if abs(t) > step / 2 else "0"
+            for t in ticks]
+
+
 def _fmt(v: float) -> str:
     if v == 0:
         return "0"
     if abs(v) >= 1000 or abs(v) < 0.01:
         return f"{v:.1e}"
-    return f"{v:.3g}"
+    return f"{v:.4g}"  # RankMe 14.18 and 14.23 must not both read 14.2
 
 
 def smooth(values: Sequence[float], half_width: int) -> list[float]:
@@ -85,10 +100,11 @@ def _panel(draw: ImageDraw.ImageDraw, top: int, title: str, steps: list[int],
 
     draw.text((x0, top + 6), f"{title}   (last {_fmt(values[-1])}, min {_fmt(min(values))})",
               fill=INK, font=font)
-    for t in _ticks(lo, hi):
+    ticks = _ticks(lo, hi)
+    for t, label in zip(ticks, tick_labels(ticks)):
         y = xy(s0, t)[1]
         draw.line([x0, y, x1, y], fill=GRID)
-        draw.text((4, y - 6), _fmt(t), fill=INK, font=font)
+        draw.text((4, y - 6), label, fill=INK, font=font)
     for t in _ticks(s0, s1):
         x = xy(t, lo)[0]
         draw.line([x, y0, x, y1], fill=GRID)

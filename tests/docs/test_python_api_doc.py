@@ -47,3 +47,12 @@ def test_block_runs(code, tmp_path, repo_root, monkeypatch, capsys):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     exec(compile(code, str(DOC), "exec"), {"__name__": "__doc_block__"})
     assert os.getcwd() == str(tmp_path)
+
+
+def test_one_block_builds_every_kind_by_hand():
+    """The "Every kind by hand" example keeps up with kinds.py: a new kind needs a line there."""
+    from jepakit.kinds import RECIPE_KINDS
+
+    missing = [[k.name for k in RECIPE_KINDS if f'jepakit.create("{k.name}"' not in code]
+               for _, code in BLOCKS]
+    assert min(missing, key=len) == [], f"no block creates every kind; closest lacks {min(missing, key=len)}"

@@ -58,6 +58,13 @@ def test_eval_knn_on_a_checkpoint_and_low_shot(run_dir, labelled, tmp_path, caps
     assert capsys.readouterr().out.startswith("3-NN: top-1 ")
     result = json.loads(out_json.read_text())
     assert result["shots"] == 3 and result["train_samples"] == 6
+    # more neighbours asked for than training images: the k used is reported
+    assert main(["eval", "knn", "--checkpoint", str(ckpt), "--data", str(labelled / "train"),
+                 "--test-data", str(labelled / "test"), "--shots", "3", "--k", "20",
+                 "--json", str(out_json)]) == 0
+    assert capsys.readouterr().out.startswith("6-NN: top-1 ")
+    result = json.loads(out_json.read_text())
+    assert result["k"] == 6 and result["k_requested"] == 20
 
 
 def test_eval_pixels_baseline(labelled, capsys):

@@ -186,17 +186,17 @@ FAKE_PLUGIN = textwrap.dedent(
 
 
     class Everything:
-        """All patches in the context, one random patch per target."""
+        """One random patch per target, every other patch in the context."""
 
         def __init__(self, config):
             self.config = config
 
         def __call__(self, batch_size, patch_grid, generator):
             n = patch_grid[0] * patch_grid[1]
-            context = torch.arange(n).expand(batch_size, n).clone()
-            targets = [torch.randint(0, n, (batch_size, 1), generator=generator)
-                       for _ in range(self.config.num_targets)]
-            return jepakit.Masks(context=[context], targets=targets)
+            order = torch.rand(batch_size, n, generator=generator).argsort(dim=1)
+            k = self.config.num_targets
+            targets = [order[:, j:j + 1] for j in range(k)]
+            return jepakit.Masks(context=[order[:, k:].sort(dim=1).values], targets=targets)
 
 
     @jepakit.hookimpl
@@ -276,7 +276,7 @@ def test_third_party_masker_trains(fake_distribution, tiny_recipe):
     summary = trainer.fit()
     assert summary["steps"] == 2
     n = trainer.model.encoder.patch_grid[0] * trainer.model.encoder.patch_grid[1]
-    assert trainer.history[-1]["context_tokens"] == n
+    assert trainer.history[-1]["context_tokens"] == n - 2  # every patch but the 2 targets
     assert trainer.history[-1]["target_tokens"] == 2
 
 

@@ -118,6 +118,7 @@ def test_low_shot_sweeps_only_with_enough_held_out_images():
     """10 shots of 10 classes hold out 10 images: too few to pick a penalty (the middle
     of the grid is used); 13 shots of 100 classes (as 1% ImageNet) hold out 100: swept."""
     from jepakit.eval.probe import MIN_VALIDATION
+    from jepakit.eval.protocols import summary_line
 
     g = torch.Generator().manual_seed(0)
     for classes, shots, swept in ((10, 10, False), (100, 13, True)):
@@ -126,6 +127,11 @@ def test_low_shot_sweeps_only_with_enough_held_out_images():
         r = linear_probe(x, y, x, y, max_iter=5)
         assert bool(r["val_accuracy_by_weight_decay"]) == swept
         assert swept or r["weight_decay"] == 1e-3
+        assert r["weight_decay_chosen_by"] == ("sweep" if swept else "low-shot rule")
+        line = summary_line({"protocol": "linear", **r, "test_samples": len(y), "shots": shots,
+                             "train_samples": len(y), "feature_dim": 8, "layers": "last",
+                             "source": "s"})
+        assert ("(fixed: too few held-out images to sweep)" in line) != swept
     assert MIN_VALIDATION == 100
 
 
