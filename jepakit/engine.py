@@ -236,11 +236,13 @@ class Trainer:
     def summary(self, elapsed: float) -> dict[str, Any]:
         first = self.history[0]["loss"] if self.history else float("nan")
         last = self.history[-1]["loss"] if self.history else float("nan")
+        video = getattr(getattr(self.model, "encoder", None), "num_frames", None) is not None
         return {
             "steps": self.step,
             "elapsed_s": elapsed,
             "images_per_s": len(self.history) and sum(h["images_per_s"] for h in self.history)
             / len(self.history),
+            "sample_unit": "clips" if video else "images",  # what the rate above counts
             "first_loss": first,
             "final_loss": last,
             "skipped_steps": self.skipped_steps,

@@ -16,11 +16,6 @@ def count_params(module: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-def sample_masks(masker: Any, patch_grid: tuple[int, ...], batch_size: int = 32,
-                 seed: int = 0) -> Masks:
-    return masker(batch_size, patch_grid, torch.Generator().manual_seed(seed))
-
-
 def mask_sizes(masks: Masks) -> dict[str, int]:
     return {
         "context_tokens": sum(int(m.shape[1]) for m in masks.context),

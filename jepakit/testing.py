@@ -155,10 +155,11 @@ def _check_tensor(t: Any, label: str, batch_size: int, n: int, where: str,
                            f"one row per {noun}, equal lengths across the batch")
     if t.shape[1] < 1:
         raise _fail(where, f"{label} is empty (shape {tuple(t.shape)}): every mask needs a patch")
-    low, high = int(t.min()), int(t.max())
-    if low < 0 or high >= n:
-        bad = low if low < 0 else high
-        raise _fail(where, f"{label} holds index {bad}, out of range [0, {n}) for the grid")
+    outside = ((t < 0) | (t >= n)).nonzero()
+    if outside.numel():
+        row, col = int(outside[0, 0]), int(outside[0, 1])
+        raise _fail(where, f"{label} holds index {int(t[row, col])} in {noun} {row}, out of "
+                           f"range [0, {n}) for the grid")
     ordered = t.sort(dim=1).values
     dup = (ordered[:, 1:] == ordered[:, :-1]).nonzero()
     if dup.numel():

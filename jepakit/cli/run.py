@@ -55,7 +55,7 @@ def summary_line(s: dict) -> str:
            if s.get("bad_samples") else "")
     return (
         f"{end}Trained {s['steps']} steps in {s['elapsed_s']:.1f} s "
-        f"({s['images_per_s']:.1f} images/s). Loss went from {s['first_loss']:.4f} (first "
+        f"({s['images_per_s']:.1f} {s.get('sample_unit', 'images')}/s). Loss went from {s['first_loss']:.4f} (first "
         f"logged step) to {s['final_loss']:.4f}. {bad}Metrics: {s['run_dir']}/metrics.jsonl; "
         f"recipe: {s['run_dir']}/recipe.yaml; checkpoints: {s['run_dir']}/checkpoints/."
         + probe_line(s)

@@ -44,7 +44,7 @@ def held_out_images(trainer: Any, encoder: Any, samples: int
     if callable(make):
         held: Dataset = make(samples)
         x, y = _stack(held)
-        return x, y, f"held-out {recipe.data.name} images"
+        return x, y, f"held-out {recipe.data.name} {'clips' if frames else 'images'}"
     if recipe.section("monitors").knn_data:
         from .knn_monitor import KnnMonitor
 

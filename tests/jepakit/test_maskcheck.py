@@ -113,7 +113,7 @@ class Fixed:
 
 
 @pytest.mark.parametrize(("masks", "message"), [
-    (_masks([[0, 1, 99]], [[5, 6]]), "context[0] holds index 99, out of range [0, 16)"),
+    (_masks([[0, 1, 99]], [[5, 6]]), "context[0] holds index 99 in image 0, out of range [0, 16)"),
     (_masks([[0, 1, 1]], [[5, 6]]), "context[0] repeats patch 1 in image 0"),
     (_masks([[0, 1]], [[5, 6]]).__class__(context=[torch.tensor([[0, 1]], dtype=torch.int32)],
                                           targets=[torch.tensor([[5, 6]])]), "dtype torch.int32"),
@@ -175,3 +175,9 @@ def test_video_grids_are_checked_too():
     with pytest.raises(ConfigError, match=r"masker 'clip' \(seed 0, grid 2x4x4, batch 2\): "
                                           r"context\[0\] and the targets overlap in clip 0"):
         check_draw(LeakyVideo(), (2, 4, 4), 2, 0, "clip")
+
+
+def test_out_of_range_names_the_image_that_holds_it():
+    masks = _masks([[0, 1, 2], [3, 4, 16]], [[5, 6], [7, 8]])
+    with pytest.raises(ConfigError, match=r"context\[0\] holds index 16 in image 1, out of range"):
+        check_draw(Fixed(masks), (4, 4), 2, 0, "fixed")

@@ -216,7 +216,7 @@ def test_overlap_passes_when_the_config_allows_it(kit_registry):
     ("name", "message"),
     [
         ("overlapping", r"context\[0\] and the targets overlap in image 0 at patch"),
-        ("out_of_range", r"context\[0\] holds index \d+, out of range \[0, 196\)"),
+        ("out_of_range", r"context\[0\] holds index \d+ in image \d+, out of range \[0, 196\)"),
         ("duplicates", r"targets\[0\] repeats patch \d+ in image 0"),
         ("global_rng", r"not deterministic: .* draw only from the generator passed in"),
         ("unpicklable", r"does not pickle .*DataLoader workers"),

@@ -80,3 +80,14 @@ def test_thirty_cpu_steps_of_vjepa_tiny_lower_the_loss(tmp_path):
     losses = [m["loss"] for m in trainer.history]
     assert len(losses) == 30
     assert sum(losses[-10:]) / 10 < sum(losses[:5]) / 5 - 0.01
+
+
+def test_a_video_run_reports_clips_not_images(tmp_path, capsys):
+    path = ROOT / "recipes" / "vjepa" / "vjepa_tiny.yaml"
+    assert main(["run", str(path), "train.steps=2", "train.batch_size=4", "encoder.params.depth=1",
+                 "predictor.params.depth=1", "monitors.probe_samples=40", "monitors.aim=false",
+                 "logging.progress=false", "checkpoint.enabled=false", "train.device=cpu",
+                 "--run-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert " clips/s)" in out and "images/s" not in out, out
+    assert "Linear probe on 40 held-out synthetic_video clips:" in out, out
