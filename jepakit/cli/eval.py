@@ -116,7 +116,8 @@ def _pixels_source(args: argparse.Namespace) -> Any:
     first: Any = EvalImages(train, lambda im: im, 3, limit=1)  # type: ignore[arg-type,return-value]
     image = next(iter(first), (None, 0))[0]
     if not isinstance(image, Image.Image):
-        raise JepakitError(f"{train.describe()}: could not read a first image")
+        raise JepakitError(f"{train.describe()}: could not read a first image (raw pixels "
+                           "of video clips: evaluate the video run with --controls)")
     rgb = np.asarray(image.convert("RGB"))
     grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
     return F.pixels(min(image.size), 1 if grey else 3)

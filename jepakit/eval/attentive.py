@@ -225,7 +225,13 @@ def pixel_patch(source: Any) -> int:
 
 
 def patch_tokens(images: torch.Tensor, patch: int) -> torch.Tensor:
-    """[B, C, H, W] -> [B, (H/p)(W/p), C p p] raster-order pixel patches."""
+    """[B, C, H, W] -> [B, (H/p)(W/p), C p p] raster-order pixel patches; clips
+    [B, C, T, H, W] -> [B, T (H/p)(W/p), C p p], each frame's patches in turn."""
+    if images.dim() == 5:
+        n, chans, frames = images.shape[:3]
+        stills = images.transpose(1, 2).reshape(n * frames, chans, *images.shape[3:])
+        tokens = patch_tokens(stills, patch)
+        return tokens.reshape(n, frames * tokens.shape[1], tokens.shape[2])
     b, c, h, w = images.shape
     t = images.reshape(b, c, h // patch, patch, w // patch, patch)
     return t.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // patch) * (w // patch), c * patch * patch)

@@ -27,7 +27,7 @@ def random_init_of(source: F.FeatureSource, registry: Any = None) -> F.FeatureSo
 
 def pixels_of(source: F.FeatureSource) -> F.FeatureSource:
     """Raw pixels at the encoder's input size, channels and normalisation."""
-    return F.pixels(source.image_size, source.in_chans, source.mean, source.std)
+    return F.pixels(source.image_size, source.in_chans, source.mean, source.std, source.clips)
 
 
 def control_sources(source: F.FeatureSource, registry: Any = None) -> list[F.FeatureSource]:

@@ -196,13 +196,16 @@ class EvalImages(IterableDataset):
     dealt to DataLoader workers in turn. Undecodable samples are skipped and counted."""
 
     def __init__(self, source: LabelledSource, transform: Callable[[Image.Image], torch.Tensor],
-                 in_chans: int, limit: int | None = None) -> None:
+                 in_chans: int, limit: int | None = None,
+                 decoder: Callable[[dict[str, Any]], tuple[torch.Tensor, int]] | None = None
+                 ) -> None:
         self.source = source
         self.transform = transform
         self.in_chans = in_chans
         self.mode = "L" if in_chans == 1 else "RGB"
         self.limit = limit
-        self.decoder = ImageDecoder(transform, in_chans, IMAGE_EXTENSIONS, "cls")
+        self.decoder: Callable[[dict[str, Any]], tuple[Any, int]] = decoder or ImageDecoder(
+            transform, in_chans, IMAGE_EXTENSIONS, "cls")  # decoder: clips of a video encoder
 
     def __len__(self) -> int:
         n = self.source.num_samples
@@ -278,6 +281,23 @@ class EvalImages(IterableDataset):
             return self.decoder(raw)
         except SampleError:
             return torch.empty(0), -2
+
+
+def holds_images(source: LabelledSource) -> bool:
+    """Whether ``source`` holds images: folders and IDX files do; shards do when their
+    first sample has an image (video shards hold encoded videos)."""
+    if source.kind != "shards" or not source.units:
+        return True
+    import webdataset as wds
+
+    stream = wds.gopen(source.units[0])
+    try:
+        first = next(iter(tar.Samples(tar.open_stream(stream))), {})
+    except tar.TarCorrupt as exc:
+        raise JepakitError(f"{source.units[0]}: {exc}") from None
+    finally:
+        stream.close()
+    return any(k in first for k in IMAGE_EXTENSIONS)
 
 
 _FMNIST_CACHE: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}

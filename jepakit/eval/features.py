@@ -29,7 +29,8 @@ from torch import nn
 
 from jepakit import checkpoint as ckpt
 from jepakit.errors import JepakitError
-from jepakit.eval.data import LabelledSource, eval_transform
+from jepakit.eval.clips import ClipDecoding
+from jepakit.eval.data import LabelledSource, eval_transform, holds_images
 
 log = logging.getLogger("jepakit")
 
@@ -55,6 +56,8 @@ class FeatureSource:
     run_dir: Path | None = None
     checkpoint: Path | None = None
     step: int | None = None
+    clips: ClipDecoding | None = None
+    """A video encoder's evaluation clips, cut by its run's dataset plugin (None: images)."""
 
 
 def _norm_stats(data_params: dict[str, Any]) -> tuple[tuple[float, ...] | None, ...]:
@@ -137,7 +140,8 @@ def source_for(recipe: Any, encoder: Any, description: str, fingerprint: str,
     the recipe's data params, as in training."""
     mean, std = _norm_stats(dict(recipe.spec("dataset").params))
     return FeatureSource(encoder, description, fingerprint, image_size=int(encoder.image_size[0]),
-                         in_chans=int(encoder.in_chans), mean=mean, std=std, **extra)
+                         in_chans=int(encoder.in_chans), mean=mean, std=std,
+                         clips=ClipDecoding.of(recipe, encoder), **extra)
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -197,10 +201,13 @@ def from_recipe(recipe_path: str | Path, overrides: tuple[str, ...] = (), regist
 
 
 def pixels(image_size: int, in_chans: int, mean: tuple[float, ...] | None = None,
-           std: tuple[float, ...] | None = None) -> FeatureSource:
-    """Raw pixels (resized, normalised), the baseline any encoder should beat."""
-    return FeatureSource(None, f"raw pixels {in_chans}x{image_size}x{image_size}",
-                         "pixels", image_size, in_chans, mean, std)
+           std: tuple[float, ...] | None = None, clips: ClipDecoding | None = None
+           ) -> FeatureSource:
+    """Raw pixels (resized, normalised), the baseline any encoder should beat; of the
+    clips a video encoder sees when ``clips`` is given."""
+    frames = f"{clips.num_frames}x" if clips is not None else ""
+    return FeatureSource(None, f"raw pixels {in_chans}x{frames}{image_size}x{image_size}",
+                         "pixels", image_size, in_chans, mean, std, clips=clips)
 
 
 def _plain(recipe: Any) -> Any:
@@ -302,6 +309,7 @@ def cache_key(source: FeatureSource, data: LabelledSource, layers: str, crop_rat
                  else data.path, data.split, data.num_samples],
         "size": source.image_size, "chans": source.in_chans, "mean": source.mean,
         "std": source.std, "crop": crop_ratio, "limit": limit,
+        **({"clips": source.clips.key()} if source.clips is not None else {}),
     }
     return hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -343,7 +351,10 @@ def extract_with(source: FeatureSource, data: LabelledSource, name: str,
         return Features(done[0], done[1], done[2], done[3], from_cache=True, keys=done[4])
     transform = eval_transform(source.image_size, source.in_chans, source.mean, source.std,
                                crop_ratio)
-    dataset = cache.KeyedImages(data, transform, source.in_chans, limit)
+    # a video encoder reads clips from video shards, and images (one-frame clips) elsewhere
+    decoder = (source.clips.decoder(data) if source.clips is not None and not holds_images(data)
+               else None)
+    dataset = cache.KeyedImages(data, transform, source.in_chans, limit, decoder=decoder)
     start = time.perf_counter()
     tmp = tempfile.mkdtemp(prefix="jepakit-features-") if folder is None else None
     try:

@@ -14,7 +14,7 @@ import torch
 from jepakit import __version__
 from jepakit.errors import JepakitError
 from jepakit.eval.attentive import attentive_probe, extract_tokens
-from jepakit.eval.data import Format, LabelledSource, resolve_pair
+from jepakit.eval.data import Format, LabelledSource, holds_images, resolve_pair
 from jepakit.eval.features import Features, FeatureSource, Layers, effective_layers, extract
 from jepakit.eval.knn import knn_accuracy
 from jepakit.eval.probe import WEIGHT_DECAYS, few_shot, linear_probe, split_indices
@@ -137,6 +137,8 @@ def _common(source: FeatureSource, d: EvalData, shots: int | None) -> dict[str, 
         "train_data": d.train_source.describe(),
         "test_data": d.test_source.describe() if d.test_source else
         f"{int(HELD_OUT * 100)}% held out of the train data",
+        "sample_unit": "clips" if source.clips is not None and not holds_images(d.train_source)
+        else "images",
         "train_samples": len(d.train.y),
         "test_samples": len(d.test.y),
         "shots": shots,
@@ -192,10 +194,11 @@ def summary_line(r: dict[str, Any]) -> str:
         extra += " (fixed: too few held-out images to sweep)"
     if r["protocol"] == "attentive":
         extra = f", lr {r['learning_rate']:g}, weight decay {r['weight_decay']:g}"
+    unit = r.get("sample_unit", "images")
     if r.get("tokens"):
-        return (f"{what}: top-1 {r['accuracy']:.4f} on {r['test_samples']} test images "
+        return (f"{what}: top-1 {r['accuracy']:.4f} on {r['test_samples']} test {unit} "
                 f"({r['train_samples']} train{shots}; {r['tokens']} x {r['feature_dim']}-d "
                 f"{r['layers']} of {r['source']}{extra})")
-    return (f"{what}: top-1 {r['accuracy']:.4f} on {r['test_samples']} test images "
+    return (f"{what}: top-1 {r['accuracy']:.4f} on {r['test_samples']} test {unit} "
             f"({r['train_samples']} train{shots}; {r['feature_dim']}-d {r['layers']} features "
             f"of {r['source']}{extra})")
