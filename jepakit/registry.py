@@ -95,6 +95,15 @@ def disabled_plugins() -> tuple[str, ...]:
     return tuple(n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip())
 
 
+def _warn(message: str, stacklevel: int) -> None:
+    """A :class:`PluginWarning`, from the first process only: under torchrun every rank
+    loads the same plugins, and one warning per rank would say the same thing N times
+    (``jepakit plugins`` and ``Registry.broken`` still tell every rank)."""
+    if os.environ.get("RANK", "0") not in ("", "0"):
+        return
+    warnings.warn(message, PluginWarning, stacklevel=stacklevel)
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())
 
@@ -171,9 +180,9 @@ class Registry:
             self._load(ep, dist_name, provider)
         for name in self.disabled:
             if name not in found:
-                warnings.warn(f"{DISABLE_ENV} names '{name}', which is no installed jepakit "
-                              f"plugin{did_you_mean(name, found)}; installed: "
-                              f"{', '.join(sorted(found)) or 'none'}", PluginWarning, stacklevel=3)
+                _warn(f"{DISABLE_ENV} names '{name}', which is no installed jepakit "
+                      f"plugin{did_you_mean(name, found)}; installed: "
+                      f"{', '.join(sorted(found)) or 'none'}", stacklevel=4)
 
     def _load(self, ep: metadata.EntryPoint, dist_name: str, provider: str) -> None:
         try:
@@ -220,8 +229,8 @@ class Registry:
         broken = BrokenPlugin(name, provider, cause, components)
         self._broken.append(broken)
         self._components = None
-        warnings.warn(f"{broken.describe()} is off: {cause} (the other plugins work; "
-                      f"{DISABLE_ENV}={name} silences this)", PluginWarning, stacklevel=4)
+        _warn(f"{broken.describe()} is off: {cause} (the other plugins work; "
+              f"{DISABLE_ENV}={name} silences this)", stacklevel=5)
 
     def _registration_refused(self, exc: Exception, plugin: object) -> str:
         """pluggy's refusal of a plugin, in one line without its internal tables."""

@@ -376,9 +376,9 @@ def check_masker(registry: Any, name: str, params: Any = None, *, max_examples: 
     try:
         from hypothesis import HealthCheck, Phase, given, reject, settings
         from hypothesis import strategies as st
-    except ImportError as exc:  # pragma: no cover - hypothesis is a dev dependency
-        raise ImportError("jepakit.testing.check_masker needs hypothesis: "
-                          "pip install 'jepakit[dev]'") from exc
+    except ImportError as exc:  # pragma: no cover - a dependency, unless removed by hand
+        raise ImportError("jepakit.testing.check_masker needs hypothesis (a jepakit "
+                          "dependency): pip install hypothesis") from exc
     from jepakit.registry import default_registry
 
     registry = registry or default_registry()

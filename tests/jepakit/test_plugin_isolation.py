@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,14 @@ def test_each_mistake_is_one_warning_naming_plugin_package_and_cause(autoload, p
                     rf"{CAUSES[plugin]}", mine[0]), mine[0]
     assert f"JEPAKIT_DISABLE_PLUGINS={plugin} silences this" in mine[0]
     assert {b.name for b in registry.broken} == set(CAUSES)
+
+
+def test_only_the_first_rank_warns_and_every_rank_knows(autoload, monkeypatch):
+    monkeypatch.setenv("RANK", "1")  # a second torchrun process
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PluginWarning)
+        registry = Registry()
+        assert {b.name for b in registry.broken} == set(CAUSES)
 
 
 def test_the_good_plugin_and_the_shipped_ones_keep_working(autoload):
