@@ -93,6 +93,10 @@ vid=(train.batch_size=24 train.precision=$prec "${steps[@]}")
 run vjepa2_vitl16_ckpt 60 150 recipes/vjepa/vjepa2_vitl16_256px_16f.yaml "${vid[@]}"
 run vjepa2_vitl16 60 150 recipes/vjepa/vjepa2_vitl16_256px_16f.yaml "${vid[@]}" \
   encoder.params.activation_checkpointing=false predictor.params.activation_checkpointing=false
+# Compiled video: 1 length bucket per configuration (2 context lengths, 2 predictor shapes).
+run vjepa2_vitl16_compiled_b1 150 240 recipes/vjepa/vjepa2_vitl16_256px_16f.yaml "${vid[@]}" \
+  encoder.params.activation_checkpointing=false predictor.params.activation_checkpointing=false \
+  masker.params.length_buckets=1 --compile
 
 # Largest ViT-H/14 batch per GPU: grow until the first failure (out of memory).
 for ckpt in false true; do

@@ -28,6 +28,14 @@ context: the conformance kit finds them). Drawing only from the generator given,
 blocks: a batch of 64 on an 8x16x16 grid takes a few milliseconds
 (``benchmarks/masking_speed.py --grid 8 16 16 --batch-size 64``).
 
+Length buckets (``length_buckets: K``, for ``train.compile``): a compiled step builds a
+graph per token count, and these counts change every batch. With buckets each
+configuration's context and target lengths are cut further, *down* to one of K levels
+(:func:`jepakit.buckets.best_levels` over the batch minima of 200 batches drawn from seed 0,
+per grid and batch size), so a run meets at most K x K shapes per configuration. Clips
+below the lowest level are redrawn as for ``min_keep``; a batch that still cannot reach it
+keeps its own (unbucketed) length rather than fail.
+
 An image grid (rows, columns) is masked as a one-frame clip.
 """
 
@@ -40,6 +48,7 @@ import numpy as np
 import torch
 from attrs import validators as v
 
+from jepakit.buckets import best_levels, snap
 from jepakit.contracts import Masks
 from jepakit.masking import (
     MaskingError,
@@ -98,6 +107,10 @@ class VJEPAMultiBlockConfig:
     lengths: Literal["subsample", "truncate"] = "subsample"
     """How masks are cut to the batch's smallest count: a random subset (default) or
     the first tokens in raster order (the official code)."""
+    length_buckets: int = attrs.field(default=0, validator=v.ge(0))
+    """0: every batch keeps its own lengths. K > 0: each configuration's context and
+    target lengths are cut down to one of K levels, so a compiled step (``train.compile``)
+    builds a few graphs for the whole run."""
 
     def __attrs_post_init__(self) -> None:
         if not self.configurations:
@@ -133,17 +146,23 @@ def _union(grid: tuple[int, int, int], starts: list[torch.Tensor],
 
 def configuration_masks(cfg: MaskConfiguration, batch_size: int, grid: tuple[int, int, int],
                         min_keep: int, max_tries: int, generator: torch.Generator,
-                        index: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                        index: int = 0, floors: tuple[int, int] | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Boolean (context, target) [B, N] of one configuration, every clip's context
-    holding at least ``min_keep`` patches."""
+    holding at least ``min_keep`` patches. ``floors`` (the lowest bucket levels): clips
+    whose context or target is shorter are redrawn too; when that fails ``max_tries``
+    times the batch is drawn again without them (from the generator's new state)."""
     size = box_size(grid, cfg, generator)
     target = _union(grid, _positions(batch_size, cfg.num_blocks, grid, size, generator), size)
+    keep_context, keep_target = (max(min_keep, floors[0]), floors[1]) if floors else (min_keep, 0)
     for _ in range(max_tries):
-        short = (~target).sum(dim=1) < min_keep
+        short = ((~target).sum(dim=1) < keep_context) | (target.sum(dim=1) < keep_target)
         if not bool(short.any()):
             return ~target, target
         redo = int(short.sum())
         target[short] = _union(grid, _positions(redo, cfg.num_blocks, grid, size, generator), size)
+    if floors is not None:
+        return configuration_masks(cfg, batch_size, grid, min_keep, max_tries, generator, index)
     if bool(((~target).sum(dim=1) < min_keep).any()):
         raise MaskingError(
             f"vjepa_multiblock: configuration {index} ({cfg.num_blocks} blocks of "
@@ -162,17 +181,20 @@ def subsample(mask: torch.Tensor, k: int, keys: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.sort(chosen, axis=1))
 
 
-def equal_lengths(masks: list[torch.Tensor], how: str, generator: torch.Generator
-                  ) -> list[torch.Tensor]:
-    """Each boolean [B, N] mask as indices [B, k], k its smallest row count: a uniformly
-    random subset of each row (``subsample``; one key per patch drawn for all the masks,
-    which are disjoint, so their subsets are independent) or its first ``k`` in raster
-    order (``truncate``). No random number is drawn when every row has ``k`` members."""
+def equal_lengths(masks: list[torch.Tensor], how: str, generator: torch.Generator,
+                  levels: list[tuple[int, ...]] | None = None) -> list[torch.Tensor]:
+    """Each boolean [B, N] mask as indices [B, k], k its smallest row count (moved down
+    to a level of ``levels[i]`` when given): a uniformly random subset of each row
+    (``subsample``; one key per patch drawn for all the masks, which are disjoint, so
+    their subsets are independent) or its first ``k`` in raster order (``truncate``).
+    No random number is drawn when every row has ``k`` members."""
     out: list[torch.Tensor] = []
     keys: np.ndarray | None = None
-    for mask in masks:
+    for i, mask in enumerate(masks):
         counts = mask.sum(dim=1)
         k = int(counts.min())
+        if levels is not None:
+            k = snap(k, levels[i], "down")
         if bool((counts == k).all()):
             out.append(mask.nonzero()[:, 1].view(mask.shape[0], k))
         elif how == "truncate":
@@ -184,6 +206,40 @@ def equal_lengths(masks: list[torch.Tensor], how: str, generator: torch.Generato
     return out
 
 
+SIM_BATCHES = 200
+"""Batches drawn (from seed 0) to choose the length levels of one grid and batch size."""
+
+
+@attrs.frozen
+class VideoLengthLevels:
+    """The lengths a bucketed masker cuts to, per configuration (ascending each)."""
+
+    context: tuple[tuple[int, ...], ...]
+    targets: tuple[tuple[int, ...], ...]
+
+    @property
+    def count(self) -> int:
+        """(context, target) length pairs over the configurations: predictor graphs."""
+        return sum(len(c) * len(t) for c, t in zip(self.context, self.targets))
+
+
+def choose_levels(config: VJEPAMultiBlockConfig, grid: tuple[int, int, int],
+                  batch_size: int) -> VideoLengthLevels:
+    """``config.length_buckets`` levels per configuration and mask: those that move the
+    batch minima of :data:`SIM_BATCHES` unbucketed batches down the least."""
+    generator = torch.Generator().manual_seed(0)
+    context, targets = [], []
+    for c, conf in enumerate(config.configurations):
+        minima = []
+        for _ in range(SIM_BATCHES):
+            ctx, tgt = configuration_masks(conf, batch_size, grid, config.min_keep,
+                                           config.max_tries, generator, c)
+            minima.append((int(ctx.sum(dim=1).min()), int(tgt.sum(dim=1).min())))
+        context.append(best_levels((m[0] for m in minima), config.length_buckets, "down"))
+        targets.append(best_levels((m[1] for m in minima), config.length_buckets, "down"))
+    return VideoLengthLevels(tuple(context), tuple(targets))
+
+
 class VJEPAMultiBlockMasker:
     """``masker(batch_size, patch_grid, generator) -> Masks``: one (context, target)
     pair per configuration, ``context[c]`` paired with ``targets[c]``."""
@@ -193,6 +249,19 @@ class VJEPAMultiBlockMasker:
 
     def __init__(self, config: VJEPAMultiBlockConfig) -> None:
         self.config = config
+        self._levels: dict[tuple[tuple[int, int, int], int], VideoLengthLevels] = {}
+
+    def length_levels(self, patch_grid: tuple[int, ...], batch_size: int
+                      ) -> VideoLengthLevels | None:
+        """The lengths this masker cuts to on ``patch_grid`` at ``batch_size`` with
+        ``length_buckets`` on (None when off); chosen once per grid and batch size."""
+        if not self.config.length_buckets:
+            return None
+        grid = _clip_grid(patch_grid)
+        key = (grid, batch_size)
+        if key not in self._levels:
+            self._levels[key] = choose_levels(self.config, grid, batch_size)
+        return self._levels[key]
 
     @property
     def conformance(self) -> dict[str, Any]:
@@ -208,17 +277,25 @@ class VJEPAMultiBlockMasker:
 
     def __call__(self, batch_size: int, patch_grid: tuple[int, ...],
                  generator: torch.Generator) -> Masks:
-        shape = grid_shape(patch_grid)
-        if len(shape) not in (2, 3):
-            raise MaskingError(f"vjepa_multiblock needs a 2-D or 3-D patch grid, got "
-                               f"{format_grid(shape)}")
-        grid = (1, shape[0], shape[1]) if len(shape) == 2 else (shape[0], shape[1], shape[2])
+        grid = _clip_grid(patch_grid)
         cfg = self.config
+        levels = self.length_levels(grid, batch_size)
         context, targets = [], []
         for c, conf in enumerate(cfg.configurations):
+            cut = None if levels is None else [levels.context[c], levels.targets[c]]
+            floors = None if cut is None else (cut[0][0], cut[1][0])
             ctx, tgt = configuration_masks(conf, batch_size, grid, cfg.min_keep, cfg.max_tries,
-                                           generator, c)
-            ctx_idx, tgt_idx = equal_lengths([ctx, tgt], cfg.lengths, generator)
+                                           generator, c, floors)
+            ctx_idx, tgt_idx = equal_lengths([ctx, tgt], cfg.lengths, generator, cut)
             context.append(ctx_idx)
             targets.append(tgt_idx)
         return Masks(context=context, targets=targets)
+
+
+def _clip_grid(patch_grid: tuple[int, ...]) -> tuple[int, int, int]:
+    """(frames, rows, columns); an image grid is a one-frame clip."""
+    shape = grid_shape(patch_grid)
+    if len(shape) not in (2, 3):
+        raise MaskingError(f"vjepa_multiblock needs a 2-D or 3-D patch grid, got "
+                           f"{format_grid(shape)}")
+    return (1, shape[0], shape[1]) if len(shape) == 2 else (shape[0], shape[1], shape[2])

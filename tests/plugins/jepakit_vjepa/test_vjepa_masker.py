@@ -197,3 +197,35 @@ def test_union_by_matmul_equals_the_union_of_boxes(grid, blocks, seed, data):
             t, r, c = (int(s[b, k]) for s in starts)
             naive[b, t:t + size[0], r:r + size[1], c:c + size[2]] = True
     assert torch.equal(expected, naive.flatten(1))
+
+
+def test_length_buckets_cut_every_batch_to_its_configurations_levels():
+    config = VJEPAMultiBlockConfig(length_buckets=2)
+    masker = VJEPAMultiBlockMasker(config)
+    grid, batch = (4, 8, 8), 8
+    levels = masker.length_levels(grid, batch)
+    assert levels is not None and len(levels.context) == len(config.configurations) == 2
+    assert all(1 <= len(c) <= 2 for c in levels.context + levels.targets)
+    plain = VJEPAMultiBlockMasker(VJEPAMultiBlockConfig())
+    g, seen, unbucketed = _gen(3), set(), set()
+    for step in range(120):
+        masks = masker(batch, grid, g)
+        check_masks(masks, batch, grid, expectations(masker))
+        for c in range(2):
+            k_ctx, k_tgt = masks.context[c].shape[1], masks.targets[c].shape[1]
+            assert k_ctx in levels.context[c] and k_tgt in levels.targets[c], (c, k_ctx, k_tgt)
+            seen.add((c, k_ctx, k_tgt))
+        drawn = plain(batch, grid, _gen(step))
+        unbucketed |= {(c, m.shape[1]) for c, m in enumerate(drawn.context)}
+    assert len(seen) <= levels.count < len(unbucketed)  # fewer shapes than without buckets
+    assert masker.length_levels(grid, batch) is levels  # chosen once
+    assert VJEPAMultiBlockMasker(VJEPAMultiBlockConfig()).length_levels(grid, batch) is None
+
+
+def test_bucketed_masks_pass_the_conformance_kit():
+    from jepakit_vjepa import SMALL_MASKS
+
+    from jepakit.testing import check_masker
+
+    check_masker(Registry(), "vjepa_multiblock", {**SMALL_MASKS, "length_buckets": 2},
+                 max_examples=10, grid_ranks=(3,))
