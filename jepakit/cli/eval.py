@@ -33,6 +33,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     d.add_argument("--shots-file", metavar="PATH",
                    help="low-shot: the training images named in PATH, one file name per line "
                         "(e.g. the 1%% ImageNet split, 1percent.txt); image folders only")
+    d.add_argument("--clips-per-video", type=int, default=1, metavar="K",
+                   help="video encoders: K clips spread evenly over each video, their features "
+                        "averaged (the attentive probe reads all their tokens)")
     d.add_argument("--crop-ratio", type=float, default=1.0,
                    help="resize to size/ratio, centre-crop to size (0.875 for ImageNet)")
     f = p.add_argument_group("features")
@@ -175,7 +178,9 @@ def eval_command(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     if args.num_workers is None:
         args.num_workers = default_workers()
-    source = _source(args) or _pixels_source(args)
+    from jepakit.eval.clips import with_clips_per_video
+
+    source = with_clips_per_video(_source(args) or _pixels_source(args), args.clips_per_video)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(source)
     progress = sys.stderr.isatty()
     result = _run_one(args, source, device, cache_dir, progress)
@@ -188,6 +193,7 @@ def eval_command(args: argparse.Namespace) -> int:
             args.patch = pixel_patch(source)  # pixel tokens on the encoder's patch grid
         result["controls"] = []
         for control in control_sources(source):
+            control = with_clips_per_video(control, args.clips_per_video)
             result["controls"].append(_run_one(args, control, device, cache_dir, progress))
             print(f"  control: {summary_line(result['controls'][-1])}", flush=True)
             _write(out, result)
@@ -220,4 +226,5 @@ def _json_path(args: argparse.Namespace, source: Any, layers: str) -> Path | Non
         return None
     shots = f"-{args.shots}shot" if args.shots else ""
     shots = f"-{Path(args.shots_file).stem}" if args.shots_file else shots
-    return Path(source.run_dir) / "eval" / f"{args.protocol}-{layers}{shots}.json"
+    clips = f"-{args.clips_per_video}clips" if args.clips_per_video > 1 else ""
+    return Path(source.run_dir) / "eval" / f"{args.protocol}-{layers}{shots}{clips}.json"

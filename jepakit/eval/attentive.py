@@ -227,6 +227,10 @@ def pixel_patch(source: Any) -> int:
 def patch_tokens(images: torch.Tensor, patch: int) -> torch.Tensor:
     """[B, C, H, W] -> [B, (H/p)(W/p), C p p] raster-order pixel patches; clips
     [B, C, T, H, W] -> [B, T (H/p)(W/p), C p p], each frame's patches in turn."""
+    if images.dim() == 6:  # K clips of each video: their tokens side by side
+        n, k = images.shape[:2]
+        tokens = patch_tokens(images.flatten(0, 1), patch)
+        return tokens.reshape(n, k * tokens.shape[1], tokens.shape[2])
     if images.dim() == 5:
         n, chans, frames = images.shape[:3]
         stills = images.transpose(1, 2).reshape(n * frames, chans, *images.shape[3:])
@@ -253,6 +257,10 @@ def extract_tokens(source: Any, data: Any, patch: int | None = None, **kw: Any) 
     def fn(images: torch.Tensor) -> torch.Tensor:
         if encoder is None:
             return patch_tokens(images, p)
+        if images.dim() == 6:  # K clips of each video: their tokens side by side
+            n, k = images.shape[:2]
+            tokens = encoder(images.flatten(0, 1).to(device)).float()
+            return tokens.reshape(n, k * tokens.shape[1], tokens.shape[2])
         return encoder(images.to(device)).float()
 
     layers = "tokens" if encoder is not None else f"pixel-tokens-{p}"

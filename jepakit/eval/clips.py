@@ -40,6 +40,9 @@ class ClipDecoding:
     in_chans: int
     num_frames: int
     seed: int = 0
+    clips_per_video: int = 1
+    """Clips spread evenly over each video; a sample is then [K, C, T, H, W] and its
+    features the average of its clips' (``jepakit eval --clips-per-video``)."""
 
     @classmethod
     def of(cls, recipe: Any, encoder: Any) -> ClipDecoding | None:
@@ -54,11 +57,12 @@ class ClipDecoding:
 
     def key(self) -> str:
         """What the features depend on (for the cache key)."""
-        return json.dumps([self.dataset, self.params, self.num_frames], sort_keys=True,
-                          default=str)
+        return json.dumps([self.dataset, self.params, self.num_frames, self.clips_per_video],
+                          sort_keys=True, default=str)
 
     def describe(self) -> str:
-        return f"{self.num_frames}-frame clips cut by the '{self.dataset}' dataset plugin"
+        many = f"{self.clips_per_video} " if self.clips_per_video > 1 else ""
+        return f"{many}{self.num_frames}-frame clips cut by the '{self.dataset}' dataset plugin"
 
     def decoder(self, data: Any, registry: Any = None) -> SampleDecoder:
         """The plugin's evaluation-mode decoder for the shards of ``data`` (a
@@ -68,7 +72,9 @@ class ClipDecoding:
         if data.kind != "shards":
             raise JepakitError(f"{data.describe()}: clips are read from video shards")
         params = {**self.params, "urls": list(data.units), "evaluation": True,
-                  "shuffle_buffer": 0}
+                  "shuffle_buffer": 0,
+                  **({"clips_per_video": self.clips_per_video} if self.clips_per_video > 1
+                     else {})}
         try:
             dataset = (registry or default_registry()).create(
                 "dataset", self.dataset, params, path="data.params", image_size=self.image_size,
@@ -84,3 +90,16 @@ class ClipDecoding:
                                "no stream decoder); a run trained on video shards can be "
                                "evaluated on video shards")
         return decode  # type: ignore[no-any-return]
+
+
+def with_clips_per_video(source: Any, clips: int) -> Any:
+    """``source`` (a :class:`jepakit.eval.features.FeatureSource`) reading ``clips`` clips
+    of each video; a user error unless it is a video encoder (or its pixels)."""
+    if clips == 1:
+        return source
+    if clips < 1:
+        raise JepakitError(f"--clips-per-video must be >= 1, got {clips}")
+    if source.clips is None:
+        raise JepakitError(f"--clips-per-video {clips}: {source.description} reads images, "
+                           "not clips (it is for a video encoder's run)")
+    return attrs.evolve(source, clips=attrs.evolve(source.clips, clips_per_video=clips))

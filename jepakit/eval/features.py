@@ -250,7 +250,11 @@ def _intermediates(encoder: Any, images: torch.Tensor, n: int) -> list[torch.Ten
 
 def encode(encoder: nn.Module | None, images: torch.Tensor, layers: Layers = "last"
            ) -> torch.Tensor:
-    """Average-pooled features [B, D] (``last``) or [B, 4D] (``last4``); pixels for None."""
+    """Average-pooled features [B, D] (``last``) or [B, 4D] (``last4``); pixels for None.
+    Several clips of each video [B, K, C, T, H, W]: the average of their features."""
+    if images.dim() == 6:
+        b, k = images.shape[:2]
+        return encode(encoder, images.flatten(0, 1), layers).view(b, k, -1).mean(1)
     if encoder is None:
         return images.flatten(1).float()
     if layers == "last4" and has_blocks(encoder):
@@ -352,8 +356,11 @@ def extract_with(source: FeatureSource, data: LabelledSource, name: str,
     transform = eval_transform(source.image_size, source.in_chans, source.mean, source.std,
                                crop_ratio)
     # a video encoder reads clips from video shards, and images (one-frame clips) elsewhere
-    decoder = (source.clips.decoder(data) if source.clips is not None and not holds_images(data)
-               else None)
+    images = holds_images(data)
+    if source.clips is not None and source.clips.clips_per_video > 1 and images:
+        raise JepakitError(f"--clips-per-video {source.clips.clips_per_video}: "
+                           f"{data.describe()} holds images, not videos")
+    decoder = source.clips.decoder(data) if source.clips is not None and not images else None
     dataset = cache.KeyedImages(data, transform, source.in_chans, limit, decoder=decoder)
     start = time.perf_counter()
     tmp = tempfile.mkdtemp(prefix="jepakit-features-") if folder is None else None

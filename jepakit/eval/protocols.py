@@ -121,6 +121,14 @@ def sample_rankme(x: torch.Tensor, idx: torch.Tensor) -> float:
     return rankme_of_singular_values(torch.linalg.eigvalsh(gram).clamp_min(0).sqrt())
 
 
+def _unit(source: FeatureSource, data: LabelledSource) -> str:
+    """What one sample is: an image, a clip, or a video read as several clips."""
+    if source.clips is None or holds_images(data):
+        return "images"
+    k = source.clips.clips_per_video
+    return "clips" if k == 1 else f"videos of {k} clips"
+
+
 def _common(source: FeatureSource, d: EvalData, shots: int | None) -> dict[str, Any]:
     x = d.train.x
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:4096]
@@ -137,8 +145,7 @@ def _common(source: FeatureSource, d: EvalData, shots: int | None) -> dict[str, 
         "train_data": d.train_source.describe(),
         "test_data": d.test_source.describe() if d.test_source else
         f"{int(HELD_OUT * 100)}% held out of the train data",
-        "sample_unit": "clips" if source.clips is not None and not holds_images(d.train_source)
-        else "images",
+        "sample_unit": _unit(source, d.train_source),
         "train_samples": len(d.train.y),
         "test_samples": len(d.test.y),
         "shots": shots,

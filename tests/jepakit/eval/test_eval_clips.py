@@ -16,19 +16,20 @@ from jepakit.data.shards import make_shards
 from jepakit.errors import JepakitError
 from jepakit.eval import features as F
 from jepakit.eval.attentive import patch_tokens
-from jepakit.eval.clips import ClipDecoding
+from jepakit.eval.clips import ClipDecoding, with_clips_per_video
 from jepakit.eval.controls import pixels_of
 from jepakit.eval.data import holds_images, resolve
 from jepakit.eval.protocols import prepare, run_linear, summary_line
 
 FRAMES, SIZE = 8, 32
+VIDEO_FRAMES = 12  # clips of FRAMES frames can start at 5 places
 
 
 def _video(label: int, seed: int) -> bytes:
     """Class 0: a bright square that drifts right; class 1: a dim one that drifts down."""
     rng = np.random.default_rng(seed)
-    frames = (rng.random((FRAMES, SIZE, SIZE)) * 40).astype(np.uint8)
-    for t in range(FRAMES):
+    frames = (rng.random((VIDEO_FRAMES, SIZE, SIZE)) * 40).astype(np.uint8)
+    for t in range(VIDEO_FRAMES):
         if label == 0:
             frames[t, 8:20, 2 + t:14 + t] = 230
         else:
@@ -157,3 +158,34 @@ def test_a_corrupt_video_is_counted_not_raised(video_recipe, video_data, tmp_pat
     data = prepare(F.from_recipe(video_recipe), str(shard), video_data / "test",
                    use_cache=False, progress=False)
     assert (len(data.train.y), data.train.bad_samples) == (4, 1)
+
+
+def test_several_clips_per_video_average_their_features(video_data, video_recipe):
+    source = F.from_recipe(video_recipe)
+    three = with_clips_per_video(source, 3)
+    assert three.clips.clips_per_video == 3 and source.clips.clips_per_video == 1
+    test = resolve(video_data / "test")
+    data = prepare(three, video_data, use_cache=False, progress=False)
+    assert data.test.x.shape == (6, 96)
+    decode = three.clips.decoder(test)
+    from jepakit.data import tar
+
+    stream = wds.gopen(test.units[0])
+    raw = next(iter(tar.Samples(tar.open_stream(stream))))
+    stream.close()
+    clips, _ = decode(raw)
+    assert clips.shape == (3, 3, FRAMES, SIZE, SIZE)
+    assert not torch.equal(clips[0], clips[2])  # spread over the video
+    per_clip = F.encode(source.encoder, clips)  # [3, D]
+    torch.testing.assert_close(F.encode(source.encoder, clips[None])[0], per_clip.mean(0))
+    torch.testing.assert_close(data.test.x[0].float(), per_clip.mean(0), atol=2e-3, rtol=2e-3)
+    result = run_linear(three, data, None)
+    assert "on 6 test videos of 3 clips (" in summary_line({"protocol": "linear", **result})
+
+
+def test_clips_per_video_is_for_video_encoders_on_video(video_recipe, tmp_path):
+    with pytest.raises(JepakitError, match="--clips-per-video 2: .* reads images"):
+        with_clips_per_video(F.from_recipe(ROOT / "recipes" / "ijepa_tiny.yaml"), 2)
+    source = with_clips_per_video(F.from_recipe(video_recipe), 2)
+    with pytest.raises(JepakitError, match="--clips-per-video 2: .* holds images"):
+        prepare(source, idx_folder(tmp_path / "idx"), use_cache=False, progress=False)
