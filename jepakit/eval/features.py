@@ -356,7 +356,7 @@ def extract_with(source: FeatureSource, data: LabelledSource, name: str,
     transform = eval_transform(source.image_size, source.in_chans, source.mean, source.std,
                                crop_ratio)
     # a video encoder reads clips from video shards, and images (one-frame clips) elsewhere
-    images = holds_images(data)
+    images = source.clips is None or holds_images(data)  # opens a shard: video sources only
     if source.clips is not None and source.clips.clips_per_video > 1 and images:
         raise JepakitError(f"--clips-per-video {source.clips.clips_per_video}: "
                            f"{data.describe()} holds images, not videos")
